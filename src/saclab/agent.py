@@ -1,0 +1,284 @@
+"""The SAC learner: networks + optimisers + one jitted pure update.
+
+``update(state, batch) -> (state, metrics)`` is the whole algorithm for one
+minibatch, in order:
+
+1. critics:  TD loss (+ CQL penalty) against a target from the target critics
+   and the current policy, one Adam step on both critics;
+2. actor:    policy loss against the *updated* critics (held fixed);
+3. alpha:    temperature loss with the policy's probabilities held fixed;
+4. targets:  Polyak averaging with tau.
+
+Discrete SAC needs no sampling inside the update (expectations over actions
+are exact sums), so the update is a deterministic function of its inputs.
+Offline epochs and benchmarks run many updates as one ``lax.scan``.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from typing import NamedTuple
+
+import flax.struct
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from saclab import losses
+from saclab.config import SACConfig
+from saclab.envs import EnvSpec
+from saclab.networks import Actor, TwinCritic
+
+
+class Batch(NamedTuple):
+    """One minibatch of transitions (leading axis B)."""
+
+    obs: jax.Array  # (B, obs_dim) float32
+    actions: jax.Array  # (B,) int32
+    rewards: jax.Array  # (B,) float32
+    next_obs: jax.Array  # (B, obs_dim) float32
+    terminated: jax.Array  # (B,) float32: 1 stops bootstrapping
+    weights: jax.Array  # (B,) float32 importance weights (ones for uniform replay)
+
+
+class Learner(NamedTuple):
+    """The hyperparameters the update depends on (hashable: a jit static argument)."""
+
+    obs_dim: int
+    num_actions: int
+    hidden_sizes: tuple[int, ...]
+    actor_lr: float
+    critic_lr: float
+    alpha_lr: float
+    gamma: float
+    tau: float
+    initial_alpha: float
+    autotune_alpha: bool
+    target_entropy: float
+    cql_weight: float
+
+    @classmethod
+    def from_config(cls, config: SACConfig, spec: EnvSpec) -> Learner:
+        return cls(
+            obs_dim=spec.obs_dim,
+            num_actions=spec.num_actions,
+            hidden_sizes=tuple(config.hidden_sizes),
+            actor_lr=config.actor_lr,
+            critic_lr=config.critic_lr,
+            alpha_lr=config.alpha_lr,
+            gamma=config.gamma,
+            tau=config.tau,
+            initial_alpha=config.initial_alpha,
+            autotune_alpha=config.autotune_alpha,
+            target_entropy=config.target_entropy_ratio * math.log(spec.num_actions),
+            cql_weight=config.cql_weight,
+        )
+
+    @property
+    def actor(self) -> Actor:
+        return Actor(self.hidden_sizes, self.num_actions)
+
+    @property
+    def critic(self) -> TwinCritic:
+        return TwinCritic(self.hidden_sizes, self.num_actions)
+
+    @property
+    def actor_optimizer(self) -> optax.GradientTransformation:
+        return optax.adam(self.actor_lr)
+
+    @property
+    def critic_optimizer(self) -> optax.GradientTransformation:
+        return optax.adam(self.critic_lr)
+
+    @property
+    def alpha_optimizer(self) -> optax.GradientTransformation:
+        return optax.adam(self.alpha_lr)
+
+
+@flax.struct.dataclass
+class SACState:
+    """Everything that learns: a pytree (checkpointed as a whole)."""
+
+    actor_params: dict
+    critic_params: dict
+    critic_target_params: dict
+    log_alpha: jax.Array
+    actor_opt_state: optax.OptState
+    critic_opt_state: optax.OptState
+    alpha_opt_state: optax.OptState
+    updates: jax.Array  # number of updates applied
+
+
+def init_state(learner: Learner, key: jax.Array) -> SACState:
+    """Fresh parameters; the target critics start as a hard copy of the critics."""
+    actor_key, critic_key = jax.random.split(key)
+    dummy = jnp.zeros((1, learner.obs_dim), jnp.float32)
+    actor_params = learner.actor.init(actor_key, dummy)["params"]
+    critic_params = learner.critic.init(critic_key, dummy)["params"]
+    log_alpha = jnp.asarray(math.log(learner.initial_alpha), jnp.float32)
+    return SACState(
+        actor_params=actor_params,
+        critic_params=critic_params,
+        critic_target_params=jax.tree_util.tree_map(jnp.array, critic_params),
+        log_alpha=log_alpha,
+        actor_opt_state=learner.actor_optimizer.init(actor_params),
+        critic_opt_state=learner.critic_optimizer.init(critic_params),
+        alpha_opt_state=learner.alpha_optimizer.init(log_alpha),
+        updates=jnp.zeros((), jnp.int32),
+    )
+
+
+def _update(learner: Learner, state: SACState, batch: Batch) -> tuple[SACState, dict]:
+    actor, critic = learner.actor, learner.critic
+    alpha = jnp.exp(state.log_alpha)
+
+    # 1. Critics.  Target from the target critics and the current policy at s'.
+    next_log_probs = jax.nn.log_softmax(actor.apply({"params": state.actor_params}, batch.next_obs))
+    next_q_target = critic.apply({"params": state.critic_target_params}, batch.next_obs)
+    next_value = losses.soft_state_value(next_log_probs, next_q_target, alpha)
+    target = losses.td_target(batch.rewards, batch.terminated, next_value, learner.gamma)
+
+    def critic_objective(critic_params):
+        q = critic.apply({"params": critic_params}, batch.obs)  # computed once for TD and CQL
+        td = losses.critic_loss(q, batch.actions, target, batch.weights)
+        penalty = losses.cql_penalty(q, batch.actions) if learner.cql_weight > 0 else jnp.zeros(())
+        return td + learner.cql_weight * penalty, (td, penalty, q)
+
+    (_, (td_loss, penalty, q_old)), critic_grads = jax.value_and_grad(critic_objective, has_aux=True)(
+        state.critic_params
+    )
+    critic_updates, critic_opt_state = learner.critic_optimizer.update(critic_grads, state.critic_opt_state)
+    critic_params = optax.apply_updates(state.critic_params, critic_updates)
+
+    # 2. Actor, against the updated critics (no gradient into them).
+    q_new = critic.apply({"params": critic_params}, batch.obs)
+
+    def actor_objective(actor_params):
+        log_probs = jax.nn.log_softmax(actor.apply({"params": actor_params}, batch.obs))
+        return losses.actor_loss(log_probs, q_new, alpha), log_probs
+
+    (actor_loss, log_probs), actor_grads = jax.value_and_grad(actor_objective, has_aux=True)(state.actor_params)
+    actor_updates, actor_opt_state = learner.actor_optimizer.update(actor_grads, state.actor_opt_state)
+    actor_params = optax.apply_updates(state.actor_params, actor_updates)
+
+    # 3. Temperature, with the policy's probabilities held fixed.
+    alpha_loss, alpha_grad = jax.value_and_grad(losses.temperature_loss)(
+        state.log_alpha, log_probs, learner.target_entropy
+    )
+    if learner.autotune_alpha:
+        alpha_updates, alpha_opt_state = learner.alpha_optimizer.update(alpha_grad, state.alpha_opt_state)
+        log_alpha = optax.apply_updates(state.log_alpha, alpha_updates)
+    else:
+        log_alpha, alpha_opt_state = state.log_alpha, state.alpha_opt_state
+
+    # 4. Target critics: Polyak averaging.
+    critic_target_params = optax.incremental_update(critic_params, state.critic_target_params, learner.tau)
+
+    q_data = losses.q_taken(q_old, batch.actions)  # (K, B)
+    greedy = jnp.argmax(log_probs, axis=-1)
+    metrics = {
+        "critic_loss": td_loss,
+        "cql_penalty": penalty,
+        "actor_loss": actor_loss,
+        "alpha_loss": alpha_loss,
+        "alpha": alpha,
+        "entropy": losses.entropy(log_probs),
+        "q_data": jnp.mean(jnp.min(q_data, axis=0)),
+        "q_greedy": jnp.mean(jnp.min(losses.q_taken(q_old, greedy), axis=0)),
+        "td_target": jnp.mean(target),
+        "td_abs_error": jnp.mean(jnp.abs(q_data - target[None, :]), axis=0),  # (B,) for priorities
+    }
+    new_state = SACState(
+        actor_params=actor_params,
+        critic_params=critic_params,
+        critic_target_params=critic_target_params,
+        log_alpha=log_alpha,
+        actor_opt_state=actor_opt_state,
+        critic_opt_state=critic_opt_state,
+        alpha_opt_state=alpha_opt_state,
+        updates=state.updates + 1,
+    )
+    return new_state, metrics
+
+
+@functools.partial(jax.jit, static_argnums=0, donate_argnums=1)
+def update(learner: Learner, state: SACState, batch: Batch) -> tuple[SACState, dict]:
+    """One SAC (+CQL) update on one minibatch: ``(state, metrics)``."""
+    return _update(learner, state, batch)
+
+
+def _sample_action(learner: Learner, actor_params: dict, obs: jax.Array, key: jax.Array) -> jax.Array:
+    logits = learner.actor.apply({"params": actor_params}, obs)
+    return jax.random.categorical(key, logits, axis=-1)
+
+
+@functools.partial(jax.jit, static_argnums=0, donate_argnums=1)
+def update_and_act(
+    learner: Learner, state: SACState, batch: Batch, obs: jax.Array, key: jax.Array
+) -> tuple[SACState, dict, jax.Array]:
+    """One update, then a stochastic action for ``obs`` from the updated policy
+    (the online loop's whole per-step device work in one call)."""
+    state, metrics = _update(learner, state, batch)
+    return state, metrics, _sample_action(learner, state.actor_params, obs, key)
+
+
+@functools.partial(jax.jit, static_argnums=0)
+def sample_action(learner: Learner, actor_params: dict, obs: jax.Array, key: jax.Array) -> jax.Array:
+    """Actions sampled from pi(.|obs) (training behaviour)."""
+    return _sample_action(learner, actor_params, obs, key)
+
+
+@functools.partial(jax.jit, static_argnums=0)
+def greedy_action(learner: Learner, actor_params: dict, obs: jax.Array) -> jax.Array:
+    """argmax_a pi(a|obs) (evaluation behaviour)."""
+    return jnp.argmax(learner.actor.apply({"params": actor_params}, obs), axis=-1)
+
+
+@functools.partial(jax.jit, static_argnums=0)
+def action_log_probs(learner: Learner, actor_params: dict, obs: jax.Array) -> jax.Array:
+    """log pi(.|obs), shape (B, A)."""
+    return jax.nn.log_softmax(learner.actor.apply({"params": actor_params}, obs))
+
+
+@functools.partial(jax.jit, static_argnums=0)
+def q_values(learner: Learner, critic_params: dict, obs: jax.Array) -> jax.Array:
+    """min_i Q_i(obs, .), shape (B, A)."""
+    return jnp.min(learner.critic.apply({"params": critic_params}, obs), axis=0)
+
+
+@functools.partial(jax.jit, static_argnums=0, donate_argnums=1)
+def update_epoch(
+    learner: Learner, state: SACState, data: Batch, minibatch_indices: jax.Array
+) -> tuple[SACState, dict]:
+    """Many updates as one scan: row u of ``minibatch_indices`` (U, B) indexes
+    ``data`` (device-resident arrays) for update u.  Metrics come back stacked (U,)."""
+
+    def body(state, idx):
+        batch = jax.tree_util.tree_map(lambda x: x[idx], data)
+        state, metrics = _update(learner, state, batch)
+        metrics.pop("td_abs_error")
+        return state, metrics
+
+    return jax.lax.scan(body, state, minibatch_indices)
+
+
+def batch_from_numpy(
+    obs: np.ndarray,
+    actions: np.ndarray,
+    rewards: np.ndarray,
+    next_obs: np.ndarray,
+    terminated: np.ndarray,
+    weights: np.ndarray | None = None,
+) -> Batch:
+    """A ``Batch`` with the dtypes the update expects."""
+    n = len(actions)
+    return Batch(
+        obs=np.asarray(obs, np.float32),
+        actions=np.asarray(actions, np.int32),
+        rewards=np.asarray(rewards, np.float32),
+        next_obs=np.asarray(next_obs, np.float32),
+        terminated=np.asarray(terminated, np.float32),
+        weights=np.ones(n, np.float32) if weights is None else np.asarray(weights, np.float32),
+    )

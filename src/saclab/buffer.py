@@ -1,0 +1,197 @@
+"""Replay buffer: preallocated arrays, O(1) insert, O(batch) sampling.
+
+Uniform sampling draws ``batch`` indices with replacement (O(batch)); the
+optional proportional prioritised sampling (Schaul et al. 2016) uses a sum
+tree: O(batch * log capacity) to sample and to update priorities.
+
+Terminations and truncations are stored apart: only ``terminated`` stops
+bootstrapping.  The buffer saves to and loads from safetensors (no pickle).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+from safetensors.numpy import load_file, save_file
+
+from saclab.agent import Batch, batch_from_numpy
+from saclab.errors import SaclabError
+
+FIELDS = ("obs", "actions", "rewards", "next_obs", "terminated", "truncated")
+
+
+class SumTree:
+    """Binary sum tree over ``capacity`` leaves (vectorised over a batch)."""
+
+    def __init__(self, capacity: int) -> None:
+        self.leaves = 1 << max(0, int(capacity - 1).bit_length())
+        self.nodes = np.zeros(2 * self.leaves, np.float64)  # node i has children 2i, 2i+1; root 1
+
+    @property
+    def total(self) -> float:
+        return float(self.nodes[1])
+
+    def set(self, indices: np.ndarray, values: np.ndarray) -> None:
+        nodes = np.asarray(indices, np.int64) + self.leaves
+        self.nodes[nodes] = values
+        nodes = np.unique(nodes // 2)
+        while nodes[0] >= 1:
+            self.nodes[nodes] = self.nodes[2 * nodes] + self.nodes[2 * nodes + 1]
+            if nodes[0] == 1:
+                break
+            nodes = np.unique(nodes // 2)
+
+    def get(self, indices: np.ndarray) -> np.ndarray:
+        return self.nodes[np.asarray(indices, np.int64) + self.leaves]
+
+    def find(self, masses: np.ndarray) -> np.ndarray:
+        """Leaf index of each prefix-sum mass in [0, total)."""
+        node = np.ones(len(masses), np.int64)
+        masses = np.array(masses, np.float64)
+        while node[0] < self.leaves:
+            left = 2 * node
+            go_right = masses >= self.nodes[left]
+            masses = np.where(go_right, masses - self.nodes[left], masses)
+            node = np.where(go_right, left + 1, left)
+        return node - self.leaves
+
+
+class ReplayBuffer:
+    """Fixed-capacity circular buffer of transitions."""
+
+    def __init__(
+        self,
+        obs_dim: int,
+        capacity: int,
+        prioritized: bool = False,
+        priority_exponent: float = 0.6,
+        importance_exponent: float = 0.4,
+        priority_eps: float = 1e-6,
+    ) -> None:
+        if capacity < 1:
+            raise SaclabError(f"buffer capacity must be >= 1, got {capacity}")
+        self.obs_dim = obs_dim
+        self.capacity = capacity
+        self.obs = np.zeros((capacity, obs_dim), np.float32)
+        self.actions = np.zeros(capacity, np.int32)
+        self.rewards = np.zeros(capacity, np.float32)
+        self.next_obs = np.zeros((capacity, obs_dim), np.float32)
+        self.terminated = np.zeros(capacity, bool)
+        self.truncated = np.zeros(capacity, bool)
+        self.head = 0  # next slot to write
+        self.size = 0
+        self.prioritized = prioritized
+        self.priority_exponent = priority_exponent
+        self.importance_exponent = importance_exponent
+        self.priority_eps = priority_eps
+        self.tree = SumTree(capacity) if prioritized else None
+        self.max_priority = 1.0
+        self._last_indices: np.ndarray | None = None
+
+    def __len__(self) -> int:
+        return self.size
+
+    def add(self, obs, action: int, reward: float, next_obs, terminated: bool, truncated: bool) -> None:
+        """Store one transition (O(1); O(log N) with priorities)."""
+        i = self.head
+        self.obs[i] = obs
+        self.actions[i] = action
+        self.rewards[i] = reward
+        self.next_obs[i] = next_obs
+        self.terminated[i] = terminated
+        self.truncated[i] = truncated
+        if self.tree is not None:
+            # New transitions get the largest priority seen, so each is replayed at least once soon.
+            self.tree.set(np.array([i]), np.array([self.max_priority**self.priority_exponent]))
+        self.head = (i + 1) % self.capacity
+        self.size = min(self.size + 1, self.capacity)
+
+    def sample_indices(self, rng: np.random.Generator, batch_size: int) -> tuple[np.ndarray, np.ndarray]:
+        """Indices of a minibatch and their importance weights."""
+        if self.size == 0:
+            raise SaclabError("cannot sample from an empty replay buffer")
+        if self.tree is None:
+            return rng.integers(0, self.size, batch_size), np.ones(batch_size, np.float32)
+        total = self.tree.total
+        # Stratified: one uniform draw in each of batch_size equal slices of the mass.
+        masses = (np.arange(batch_size) + rng.random(batch_size)) * (total / batch_size)
+        indices = np.minimum(self.tree.find(masses), self.size - 1)
+        probs = self.tree.get(indices) / total
+        weights = (self.size * probs) ** (-self.importance_exponent)
+        weights /= weights.max()
+        self._last_indices = indices
+        return indices, weights.astype(np.float32)
+
+    def gather(self, indices: np.ndarray, weights: np.ndarray | None = None,
+               truncation_is_terminal: bool = False) -> Batch:
+        """The transitions at ``indices`` as a ``Batch``."""
+        terminated = self.terminated[indices]
+        if truncation_is_terminal:  # the notebook's behaviour, kept behind a switch
+            terminated = terminated | self.truncated[indices]
+        return batch_from_numpy(self.obs[indices], self.actions[indices], self.rewards[indices],
+                                self.next_obs[indices], terminated, weights)
+
+    def sample(self, rng: np.random.Generator, batch_size: int, truncation_is_terminal: bool = False) -> Batch:
+        indices, weights = self.sample_indices(rng, batch_size)
+        return self.gather(indices, weights, truncation_is_terminal)
+
+    def update_priorities(self, indices: np.ndarray, td_errors: np.ndarray) -> None:
+        """Set priorities of sampled transitions to |TD error| + eps."""
+        if self.tree is None:
+            return
+        priorities = np.abs(np.asarray(td_errors, np.float64)) + self.priority_eps
+        self.max_priority = max(self.max_priority, float(priorities.max()))
+        self.tree.set(indices, priorities**self.priority_exponent)
+
+    # ----------------------------------------------------------------------------------
+    def arrays(self) -> dict[str, np.ndarray]:
+        """The stored transitions, oldest first."""
+        order = self.chronological_indices()
+        return {name: getattr(self, name)[order] for name in FIELDS}
+
+    def chronological_indices(self) -> np.ndarray:
+        if self.size < self.capacity:
+            return np.arange(self.size)
+        return (np.arange(self.capacity) + self.head) % self.capacity
+
+    def save(self, path: str | os.PathLike) -> None:
+        """Write the buffer (contents, head, priorities) to a safetensors file, atomically."""
+        tensors = {name: np.ascontiguousarray(getattr(self, name)[: self.size]) for name in FIELDS}
+        if self.tree is not None:
+            tensors["priorities"] = self.tree.get(np.arange(self.size))
+        meta = {
+            "capacity": self.capacity, "head": self.head, "size": self.size, "obs_dim": self.obs_dim,
+            "prioritized": self.prioritized, "max_priority": self.max_priority,
+        }
+        path = Path(path)
+        tmp = path.with_name(path.name + ".tmp")
+        save_file(tensors, str(tmp), metadata={"saclab_buffer": json.dumps(meta)})
+        os.replace(tmp, path)
+
+    def load(self, path: str | os.PathLike) -> None:
+        """Restore contents saved by ``save`` into this (same-shaped) buffer."""
+        try:
+            from safetensors import safe_open
+
+            with safe_open(str(path), framework="numpy") as f:
+                meta = json.loads((f.metadata() or {})["saclab_buffer"])
+            tensors = load_file(str(path))
+        except FileNotFoundError:
+            raise SaclabError(f"replay buffer file not found: {path}") from None
+        except Exception as e:  # noqa: BLE001 - any parse failure is a corrupt file
+            raise SaclabError(f"corrupt replay buffer file {path}: {e}") from None
+        if meta["obs_dim"] != self.obs_dim or meta["capacity"] != self.capacity:
+            raise SaclabError(
+                f"replay buffer {path} has obs_dim={meta['obs_dim']}, capacity={meta['capacity']}; "
+                f"expected obs_dim={self.obs_dim}, capacity={self.capacity}"
+            )
+        n = meta["size"]
+        for name in FIELDS:
+            getattr(self, name)[:n] = tensors[name]
+        self.size, self.head = n, meta["head"]
+        self.max_priority = meta["max_priority"]
+        if self.tree is not None and "priorities" in tensors:
+            self.tree.set(np.arange(n), tensors["priorities"])

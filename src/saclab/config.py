@@ -1,0 +1,222 @@
+"""Configuration: one frozen dataclass, the single source of truth for defaults.
+
+``SACConfig`` holds every hyperparameter of the agent and of the training
+loops (online and offline).  Presets are named ``SACConfig`` instances:
+
+* ``notebook`` -- the course notebook's exact hyperparameters;
+* ``default``  -- the project's recommendation (measured, see docs/presets.md);
+* ``test``     -- tiny budgets for tests and smoke runs.
+
+The CLI builds its ``--help`` from the field docstrings below.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+
+from saclab.errors import SaclabError
+
+
+@dataclass(frozen=True)
+class SACConfig:
+    """Discrete Soft Actor-Critic (online, offline and CQL)."""
+
+    env: str = "CartPole-v1"
+    """Gymnasium environment id (Discrete actions, flat Box observations)."""
+
+    # --- networks and optimisation -------------------------------------------------
+    hidden_sizes: tuple[int, ...] = (256, 256)
+    """Hidden layer widths of the actor and of each critic."""
+    actor_lr: float = 3e-4
+    """Adam learning rate of the actor."""
+    critic_lr: float = 3e-4
+    """Adam learning rate of the twin critics."""
+    alpha_lr: float = 3e-4
+    """Adam learning rate of log(alpha)."""
+    batch_size: int = 256
+    """Minibatch size of one update."""
+    gamma: float = 0.99
+    """Discount factor."""
+    tau: float = 0.005
+    """Polyak factor of the target critics (target <- tau*online + (1-tau)*target)."""
+
+    # --- entropy temperature ----------------------------------------------------------
+    initial_alpha: float = 1.0
+    """Initial entropy temperature alpha."""
+    autotune_alpha: bool = True
+    """Learn alpha towards the target entropy (False: alpha stays at initial_alpha)."""
+    target_entropy_ratio: float = 0.98
+    """Target entropy = ratio * log(number of actions)."""
+
+    # --- conservative Q-learning (offline) -----------------------------------------
+    cql_weight: float = 0.0
+    """CQL(H) weight: adds w * E_s[logsumexp_a Q(s,a) - Q(s,a_data)] to each critic loss (0 = off)."""
+
+    # --- replay -------------------------------------------------------------------------
+    buffer_size: int = 500_000
+    """Replay buffer capacity (transitions)."""
+    learning_starts: int = 256
+    """Online: updates begin once the buffer holds this many transitions."""
+    updates_per_step: int = 1
+    """Online: gradient updates per environment step."""
+    prioritized_replay: bool = False
+    """Proportional prioritised replay (sampling prob. ~ (|TD error| + eps)^priority_exponent)."""
+    priority_exponent: float = 0.6
+    """Prioritised replay: exponent of the priorities."""
+    importance_exponent: float = 0.4
+    """Prioritised replay: exponent of the importance-sampling weights (0 = no correction)."""
+
+    # --- online schedule -----------------------------------------------------------
+    max_episode_steps: int = 500
+    """Episode length cap (a time-limit truncation: it bootstraps, it is not terminal)."""
+    total_episodes: int = 0
+    """Online budget in episodes (0 = no episode limit; one of the two budgets must be set)."""
+    total_steps: int = 30_000
+    """Online budget in environment steps (0 = no step limit)."""
+    eval_every_episodes: int = 4
+    """Online: greedy evaluation every this many training episodes."""
+    eval_episodes: int = 10
+    """Online: greedy evaluation episodes per evaluation (run in one vector env)."""
+    checkpoint_every_steps: int = 20_000
+    """Online: save a checkpoint at the first episode end after this many steps (0 = only at the end)."""
+    truncation_is_terminal: bool = False
+    """Reproduce the notebook's bug: treat a time-limit truncation as terminal (no bootstrap)."""
+
+    # --- offline schedule ----------------------------------------------------------
+    epochs: int = 200
+    """Offline: passes over the dataset (each a fresh permutation of all transitions)."""
+    offline_eval_episodes: int = 100
+    """Offline: greedy evaluation episodes after each epoch."""
+    notebook_epoch_sampler: bool = False
+    """Reproduce the notebook's offline sampler (a permutation of the whole capacity: reads empty slots)."""
+
+    def __post_init__(self) -> None:
+        validate(self)
+
+    def replace(self, **changes: object) -> SACConfig:
+        """A copy with some fields changed (validated)."""
+        unknown = sorted(set(changes) - {f.name for f in dataclasses.fields(self)})
+        if unknown:
+            raise SaclabError(f"unknown config field(s): {', '.join(unknown)}")
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict) -> SACConfig:
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - names)
+        if unknown:
+            raise SaclabError(f"unknown config field(s): {', '.join(unknown)}")
+        values = dict(values)
+        if "hidden_sizes" in values:
+            values["hidden_sizes"] = tuple(int(h) for h in values["hidden_sizes"])
+        return cls(**values)
+
+
+def _check(ok: bool, message: str) -> None:
+    if not ok:
+        raise SaclabError(message)
+
+
+def validate(c: SACConfig) -> None:
+    """Refuse values that cannot train, with one line naming the field."""
+    _check(isinstance(c.env, str) and c.env != "", "env must be a non-empty Gymnasium id")
+    _check(len(c.hidden_sizes) >= 1 and all(h >= 1 for h in c.hidden_sizes),
+           f"hidden_sizes must be one or more positive widths, got {c.hidden_sizes}")
+    for name in ("actor_lr", "critic_lr", "alpha_lr"):
+        v = getattr(c, name)
+        _check(math.isfinite(v) and v > 0, f"{name} must be > 0, got {v}")
+    _check(c.batch_size >= 1, f"batch_size must be >= 1, got {c.batch_size}")
+    _check(0.0 <= c.gamma < 1.0, f"gamma must be in [0, 1), got {c.gamma}")
+    _check(0.0 < c.tau <= 1.0, f"tau must be in (0, 1], got {c.tau}")
+    _check(math.isfinite(c.initial_alpha) and c.initial_alpha > 0,
+           f"initial_alpha must be > 0, got {c.initial_alpha}")
+    _check(0.0 <= c.target_entropy_ratio <= 1.0,
+           f"target_entropy_ratio must be in [0, 1], got {c.target_entropy_ratio}")
+    _check(math.isfinite(c.cql_weight) and c.cql_weight >= 0,
+           f"cql_weight must be >= 0, got {c.cql_weight}")
+    _check(c.buffer_size >= c.batch_size,
+           f"buffer_size ({c.buffer_size}) must be >= batch_size ({c.batch_size})")
+    _check(c.learning_starts >= 1, f"learning_starts must be >= 1, got {c.learning_starts}")
+    _check(c.updates_per_step >= 1, f"updates_per_step must be >= 1, got {c.updates_per_step}")
+    _check(c.priority_exponent >= 0, f"priority_exponent must be >= 0, got {c.priority_exponent}")
+    _check(0 <= c.importance_exponent <= 1,
+           f"importance_exponent must be in [0, 1], got {c.importance_exponent}")
+    _check(c.max_episode_steps >= 1, f"max_episode_steps must be >= 1, got {c.max_episode_steps}")
+    _check(c.total_episodes >= 0 and c.total_steps >= 0, "total_episodes and total_steps must be >= 0")
+    _check(c.total_episodes > 0 or c.total_steps > 0,
+           "set a budget: total_episodes > 0 or total_steps > 0")
+    _check(c.eval_every_episodes >= 1, f"eval_every_episodes must be >= 1, got {c.eval_every_episodes}")
+    _check(c.eval_episodes >= 1, f"eval_episodes must be >= 1, got {c.eval_episodes}")
+    _check(c.checkpoint_every_steps >= 0,
+           f"checkpoint_every_steps must be >= 0, got {c.checkpoint_every_steps}")
+    _check(c.epochs >= 1, f"epochs must be >= 1, got {c.epochs}")
+    _check(c.offline_eval_episodes >= 1,
+           f"offline_eval_episodes must be >= 1, got {c.offline_eval_episodes}")
+
+
+# ---------------------------------------------------------------------------------------
+# Presets
+# ---------------------------------------------------------------------------------------
+
+NOTEBOOK = SACConfig(
+    hidden_sizes=(256, 256),
+    actor_lr=1e-4,
+    critic_lr=1e-4,
+    alpha_lr=1e-4,
+    batch_size=100,
+    gamma=0.99,
+    tau=0.01,
+    initial_alpha=1.0,
+    target_entropy_ratio=0.98,
+    cql_weight=0.0,  # the notebook's TRADEOFF_FACTOR (5) applies to its CQL agent only
+    buffer_size=500_000,
+    learning_starts=100,  # the notebook updates once the buffer holds one batch
+    max_episode_steps=200,
+    total_episodes=1000,
+    total_steps=0,
+    eval_every_episodes=4,
+    eval_episodes=10,
+    checkpoint_every_steps=50_000,
+    epochs=200,
+    offline_eval_episodes=100,
+)
+"""The course notebook's hyperparameters, exactly."""
+
+NOTEBOOK_CQL_WEIGHT = 5.0
+"""The notebook's TRADEOFF_FACTOR for its CQL agent."""
+
+DEFAULT = SACConfig()
+"""The project's recommendation (docs/presets.md has the measurements)."""
+
+TEST = SACConfig(
+    hidden_sizes=(64, 64),
+    batch_size=64,
+    buffer_size=10_000,
+    learning_starts=64,
+    max_episode_steps=100,
+    total_steps=600,
+    eval_every_episodes=5,
+    eval_episodes=4,
+    checkpoint_every_steps=0,
+    epochs=2,
+    offline_eval_episodes=4,
+)
+"""Tiny budgets for tests and smoke runs (learns nothing useful)."""
+
+PRESETS: dict[str, SACConfig] = {"default": DEFAULT, "notebook": NOTEBOOK, "test": TEST}
+
+
+def preset(name: str) -> SACConfig:
+    """The named preset: ``default``, ``notebook`` or ``test``."""
+    try:
+        return PRESETS[name]
+    except KeyError:
+        raise SaclabError(f"unknown preset {name!r} (choose from {', '.join(PRESETS)})") from None
+
+
+__all__ = ["SACConfig", "PRESETS", "preset", "NOTEBOOK", "DEFAULT", "TEST", "NOTEBOOK_CQL_WEIGHT"]

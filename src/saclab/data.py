@@ -1,0 +1,230 @@
+"""Offline datasets: a documented HDF5 format (docs/dataset-format.md).
+
+One file holds N transitions, oldest first::
+
+    /observations       (N, obs_dim) float32
+    /actions            (N,)         int64
+    /rewards            (N,)         float32
+    /next_observations  (N, obs_dim) float32
+    /terminations       (N,)         bool    true end of the MDP: no bootstrap
+    /truncations        (N,)         bool    time limit: bootstraps
+    /episode_starts     (N,)         bool    transition i begins an episode
+    attrs: format="saclab-dataset", format_version, env_id, obs_dim, num_actions,
+           observation_space, action_space (JSON), source, seed, saclab_version, created
+
+Loading checks the layout, dtypes, shapes, finiteness and (given an env)
+the observation size and number of actions; anything wrong is one line.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from saclab.errors import SaclabError
+
+FORMAT = "saclab-dataset"
+FORMAT_VERSION = 1
+ARRAYS = ("observations", "actions", "rewards", "next_observations", "terminations", "truncations",
+          "episode_starts")
+_DTYPES = {"observations": np.float32, "actions": np.int64, "rewards": np.float32,
+           "next_observations": np.float32, "terminations": bool, "truncations": bool, "episode_starts": bool}
+
+
+@dataclass
+class Dataset:
+    """A fixed set of transitions with its provenance."""
+
+    observations: np.ndarray
+    actions: np.ndarray
+    rewards: np.ndarray
+    next_observations: np.ndarray
+    terminations: np.ndarray
+    truncations: np.ndarray
+    episode_starts: np.ndarray
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for name in ARRAYS:
+            setattr(self, name, np.asarray(getattr(self, name), _DTYPES[name]))
+        self._check()
+
+    def __len__(self) -> int:
+        return len(self.actions)
+
+    # ----------------------------------------------------------------------------------
+    @property
+    def env_id(self) -> str:
+        return str(self.metadata.get("env_id", ""))
+
+    @property
+    def obs_dim(self) -> int:
+        return int(self.observations.shape[1])
+
+    @property
+    def num_actions(self) -> int:
+        return int(self.metadata.get("num_actions", int(self.actions.max()) + 1))
+
+    def _check(self, source: str = "dataset") -> None:
+        n = len(self.actions)
+        if n == 0:
+            raise SaclabError(f"{source} is empty (0 transitions)")
+        if self.observations.ndim != 2 or self.next_observations.shape != self.observations.shape:
+            raise SaclabError(f"{source}: observations and next_observations must both be (N, obs_dim), got "
+                              f"{self.observations.shape} and {self.next_observations.shape}")
+        for name in ARRAYS:
+            if len(getattr(self, name)) != n:
+                raise SaclabError(f"{source}: {name} has {len(getattr(self, name))} rows, expected {n}")
+        for name in ("observations", "rewards", "next_observations"):
+            bad = ~np.isfinite(getattr(self, name))
+            if bad.any():
+                row = int(np.argwhere(bad)[0][0])
+                raise SaclabError(f"{source}: {name} contains NaN or infinite values (first at transition {row})")
+        if self.actions.min() < 0 or ("num_actions" in self.metadata and self.actions.max() >= self.num_actions):
+            raise SaclabError(f"{source}: actions must lie in [0, {self.num_actions}), found "
+                              f"[{self.actions.min()}, {self.actions.max()}]")
+
+    def check_env(self, obs_dim: int, num_actions: int, env_id: str | None = None) -> None:
+        """Refuse a dataset whose spaces do not fit the environment."""
+        where = f"dataset ({self.env_id or 'unknown env'})"
+        if self.obs_dim != obs_dim or self.num_actions != num_actions:
+            raise SaclabError(f"{where} has obs_dim={self.obs_dim}, {self.num_actions} actions; "
+                              f"{env_id or 'the environment'} has obs_dim={obs_dim}, {num_actions} actions")
+
+    # ----------------------------------------------------------------------------------
+    def episode_ids(self) -> np.ndarray:
+        """Episode index of each transition."""
+        return np.cumsum(self.episode_starts) - 1 + (0 if self.episode_starts[0] else 1)
+
+    def episode_returns(self) -> np.ndarray:
+        """Undiscounted return of each episode (the last may be incomplete)."""
+        return np.bincount(self.episode_ids(), weights=self.rewards)
+
+    def discounted_returns(self, gamma: float) -> np.ndarray:
+        """Monte Carlo discounted return from each transition to its episode's end.
+
+        G_t = r_t + gamma * G_{t+1} within an episode.  After a truncation (or the
+        end of the data) the tail is unknown and counted as 0, so this is a lower
+        bound there; after a termination it is exact.
+        """
+        returns = np.zeros(len(self), np.float64)
+        future = 0.0
+        continues = np.append(~self.episode_starts[1:], False)
+        for t in range(len(self) - 1, -1, -1):
+            future = self.rewards[t] + gamma * future * continues[t]
+            returns[t] = future
+        return returns
+
+    def info(self) -> dict[str, Any]:
+        """Size, return statistics and spaces (``saclab dataset info``)."""
+        episode_returns = self.episode_returns()
+        counts = np.bincount(self.actions, minlength=self.num_actions)
+        return {
+            "transitions": len(self),
+            "episodes": int(len(episode_returns)),
+            "terminations": int(self.terminations.sum()),
+            "truncations": int(self.truncations.sum()),
+            "return_mean": float(episode_returns.mean()),
+            "return_std": float(episode_returns.std()),
+            "return_min": float(episode_returns.min()),
+            "return_max": float(episode_returns.max()),
+            "obs_dim": self.obs_dim,
+            "num_actions": self.num_actions,
+            "action_counts": counts.tolist(),
+            **{k: v for k, v in self.metadata.items() if k not in ("obs_dim", "num_actions")},
+        }
+
+    # ----------------------------------------------------------------------------------
+    def save(self, path: str | os.PathLike) -> Path:
+        """Write the dataset as HDF5, atomically (temp file + rename)."""
+        import h5py
+
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + ".tmp")
+        with h5py.File(tmp, "w") as f:
+            for name in ARRAYS:
+                f.create_dataset(name, data=getattr(self, name), compression="gzip", compression_opts=4)
+            attrs = {"format": FORMAT, "format_version": FORMAT_VERSION, "obs_dim": self.obs_dim,
+                     "num_actions": self.num_actions, **self.metadata}
+            for key, value in attrs.items():
+                f.attrs[key] = value if isinstance(value, (str, int, float, bool)) else json.dumps(value)
+        os.replace(tmp, path)
+        return path
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> Dataset:
+        """Read and validate a dataset file (one clear error for anything wrong)."""
+        import h5py
+
+        path = Path(path)
+        if not path.is_file():
+            raise SaclabError(f"dataset not found: {path}")
+        try:
+            with h5py.File(path, "r") as f:
+                if f.attrs.get("format") != FORMAT:
+                    raise SaclabError(f"{path} is not a saclab dataset (HDF5 without format={FORMAT!r}; "
+                                      "use `saclab dataset import` for Minari datasets)")
+                if int(f.attrs.get("format_version", 0)) > FORMAT_VERSION:
+                    raise SaclabError(f"{path}: dataset format version {f.attrs['format_version']} "
+                                      f"is newer than this saclab ({FORMAT_VERSION})")
+                missing = [name for name in ARRAYS if name not in f]
+                if missing:
+                    raise SaclabError(f"{path}: wrong layout, missing {', '.join(missing)}")
+                arrays = {name: f[name][()] for name in ARRAYS}
+                metadata = {k: _attr(v) for k, v in f.attrs.items() if k not in ("format", "format_version")}
+        except SaclabError:
+            raise
+        except (OSError, KeyError, ValueError, TypeError) as e:
+            raise SaclabError(f"corrupt dataset {path}: {e}") from None
+        for name in ("terminations", "truncations", "episode_starts"):
+            if arrays[name].dtype != bool:
+                raise SaclabError(f"{path}: {name} must be boolean, got {arrays[name].dtype}")
+        if not np.issubdtype(arrays["actions"].dtype, np.integer):
+            raise SaclabError(f"{path}: actions must be integers, got {arrays['actions'].dtype}")
+        metadata.pop("obs_dim", None)
+        dataset = cls.__new__(cls)
+        for name in ARRAYS:
+            setattr(dataset, name, np.asarray(arrays[name], _DTYPES[name]))
+        dataset.metadata = metadata
+        dataset._check(source=str(path))
+        return dataset
+
+    @classmethod
+    def from_buffer(cls, buffer: Any, config: Any, seed: int, source: str) -> Dataset:
+        """The transitions of a ``ReplayBuffer``, oldest first, as a dataset."""
+        arrays = buffer.arrays()
+        ended = arrays["terminated"] | arrays["truncated"]
+        starts = np.concatenate([[True], ended[:-1]])
+        return cls(arrays["obs"], arrays["actions"], arrays["rewards"], arrays["next_obs"],
+                   arrays["terminated"], arrays["truncated"], starts,
+                   metadata=provenance(config, seed, source, buffer.obs_dim, _num_actions(config)))
+
+
+def _num_actions(config: Any) -> int:
+    from saclab.envs import env_spec
+
+    return env_spec(config.env).num_actions
+
+
+def provenance(config: Any, seed: int, source: str, obs_dim: int, num_actions: int) -> dict[str, Any]:
+    """The metadata every saclab dataset carries."""
+    from saclab import __version__
+
+    return {"env_id": config.env, "obs_dim": obs_dim, "num_actions": num_actions, "source": source,
+            "seed": seed, "saclab_version": __version__, "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
+            "max_episode_steps": config.max_episode_steps}
+
+
+def _attr(value: Any) -> Any:
+    if isinstance(value, bytes):
+        value = value.decode()
+    if isinstance(value, np.generic):
+        return value.item()
+    return value

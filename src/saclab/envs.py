@@ -1,0 +1,89 @@
+"""Environment creation and validation (Gymnasium).
+
+saclab handles any environment with a ``Discrete`` action space and a flat
+(1-D) ``Box`` observation space; anything else is refused with one line.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import gymnasium as gym
+import numpy as np
+
+from saclab.errors import SaclabError
+
+
+@dataclass(frozen=True)
+class EnvSpec:
+    """What the networks need to know about an environment."""
+
+    env_id: str
+    obs_dim: int
+    num_actions: int
+
+
+def _make(env_id: str, **kwargs) -> gym.Env:
+    try:
+        return gym.make(env_id, **kwargs)
+    except gym.error.Error as e:  # NameNotFound, VersionNotFound, NamespaceNotFound, ...
+        raise SaclabError(f"unknown environment {env_id!r}: {e}") from None
+    except ImportError as e:
+        raise SaclabError(f"environment {env_id!r} needs a missing package: {e}") from None
+
+
+def check_spaces(env_id: str, observation_space: gym.Space, action_space: gym.Space) -> EnvSpec:
+    """An ``EnvSpec`` for these spaces, or a clear error if saclab cannot handle them."""
+    if not isinstance(action_space, gym.spaces.Discrete):
+        kind = "continuous" if isinstance(action_space, gym.spaces.Box) else type(action_space).__name__
+        raise SaclabError(
+            f"{env_id}: discrete SAC needs a Discrete action space, got a {kind} one ({action_space})"
+        )
+    if int(action_space.start) != 0:
+        raise SaclabError(f"{env_id}: Discrete action spaces must start at 0, got start={action_space.start}")
+    if not isinstance(observation_space, gym.spaces.Box) or len(observation_space.shape) != 1:
+        raise SaclabError(
+            f"{env_id}: observations must be a flat (1-D) Box, got {observation_space}"
+        )
+    return EnvSpec(env_id, int(observation_space.shape[0]), int(action_space.n))
+
+
+def env_spec(env_id: str) -> EnvSpec:
+    """Validate ``env_id`` and return its sizes (creates and closes one env)."""
+    env = _make(env_id)
+    try:
+        return check_spaces(env_id, env.observation_space, env.action_space)
+    finally:
+        env.close()
+
+
+def make_env(env_id: str, max_episode_steps: int | None = None) -> tuple[gym.Env, EnvSpec]:
+    """One training environment with the episode cap as a time-limit truncation."""
+    kwargs = {} if max_episode_steps is None else {"max_episode_steps": max_episode_steps}
+    env = _make(env_id, **kwargs)
+    spec = check_spaces(env_id, env.observation_space, env.action_space)
+    return env, spec
+
+
+def make_vector_env(env_id: str, num_envs: int) -> gym.vector.VectorEnv:
+    """A vector env for evaluation/collection: the env's own fast vector
+    implementation where it has one (CartPole), else a synchronous one."""
+    try:
+        return gym.make_vec(env_id, num_envs=num_envs, vectorization_mode="vector_entry_point")
+    except gym.error.Error:
+        pass
+    try:
+        return gym.make_vec(env_id, num_envs=num_envs, vectorization_mode="sync")
+    except gym.error.Error as e:
+        raise SaclabError(f"unknown environment {env_id!r}: {e}") from None
+
+
+def rng_state(env: gym.Env) -> dict:
+    """The env's random-generator state (JSON-able), for exact resume."""
+    return env.unwrapped.np_random.bit_generator.state
+
+
+def set_rng_state(env: gym.Env, state: dict) -> None:
+    generator = np.random.Generator(getattr(np.random, state["bit_generator"])())
+    generator.bit_generator.state = state
+    env.unwrapped.np_random = generator

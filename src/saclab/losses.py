@@ -1,0 +1,90 @@
+"""The losses of discrete SAC and CQL, as small pure functions.
+
+Shapes: ``B`` batch, ``A`` actions, ``K`` critics (2).  ``q`` arrays from the
+twin critics have shape ``(K, B, A)``.  Every function is a direct
+transcription of the equation in its docstring (Christodoulou 2019, discrete
+SAC; Kumar et al. 2020, CQL(H)).
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+
+def soft_state_value(next_log_probs: jax.Array, next_q_target: jax.Array, alpha: jax.Array) -> jax.Array:
+    """Soft value of the next state under the current policy.
+
+    V(s') = sum_a' pi(a'|s') [ min_i Qt_i(s', a') - alpha log pi(a'|s') ]
+
+    next_log_probs: (B, A); next_q_target: (K, B, A) -> (B,)
+    """
+    q_min = jnp.min(next_q_target, axis=0)
+    probs = jnp.exp(next_log_probs)
+    return jnp.sum(probs * (q_min - alpha * next_log_probs), axis=-1)
+
+
+def td_target(reward: jax.Array, terminated: jax.Array, next_value: jax.Array, gamma: float) -> jax.Array:
+    """y = r + gamma (1 - terminated) V(s').
+
+    Only a true termination stops bootstrapping; a time-limit truncation is not
+    terminal.  All arguments (B,) -> (B,)
+    """
+    return reward + gamma * (1.0 - terminated.astype(reward.dtype)) * next_value
+
+
+def q_taken(q: jax.Array, actions: jax.Array) -> jax.Array:
+    """Q_i(s, a_data) for each critic: (K, B, A), (B,) -> (K, B)."""
+    return jnp.take_along_axis(q, actions[None, :, None], axis=-1)[..., 0]
+
+
+def critic_loss(q: jax.Array, actions: jax.Array, target: jax.Array, weights: jax.Array | None = None) -> jax.Array:
+    """Sum over critics of the (importance-weighted) mean squared TD error.
+
+    L_Q = sum_i mean_b w_b (Q_i(s_b, a_b) - y_b)^2      (w = 1 without prioritised replay)
+
+    The target y is a constant (no gradient flows into it).
+    """
+    error = q_taken(q, actions) - jax.lax.stop_gradient(target)[None, :]
+    squared = jnp.square(error)
+    if weights is not None:
+        squared = squared * weights[None, :]
+    return jnp.sum(jnp.mean(squared, axis=-1))
+
+
+def cql_penalty(q: jax.Array, actions: jax.Array) -> jax.Array:
+    """CQL(H) regulariser for discrete actions, summed over critics.
+
+    R = sum_i mean_s [ logsumexp_a Q_i(s, a) - Q_i(s, a_data) ]
+
+    Its gradient pushes Q of dataset actions up and of all actions (softmax-
+    weighted) down; it is >= 0 with equality only if one action dominates.
+    """
+    return jnp.sum(jnp.mean(jax.nn.logsumexp(q, axis=-1) - q_taken(q, actions), axis=-1))
+
+
+def actor_loss(log_probs: jax.Array, q: jax.Array, alpha: jax.Array) -> jax.Array:
+    """J_pi = mean_s sum_a pi(a|s) [ alpha log pi(a|s) - min_i Q_i(s, a) ].
+
+    The critics are held fixed (stop_gradient): only the actor learns here.
+    log_probs: (B, A); q: (K, B, A)
+    """
+    q_min = jax.lax.stop_gradient(jnp.min(q, axis=0))
+    probs = jnp.exp(log_probs)
+    return jnp.mean(jnp.sum(probs * (jax.lax.stop_gradient(alpha) * log_probs - q_min), axis=-1))
+
+
+def temperature_loss(log_alpha: jax.Array, log_probs: jax.Array, target_entropy: float) -> jax.Array:
+    """J(alpha) = -log_alpha * mean_s [ sum_a pi(a|s) log pi(a|s) + H_target ].
+
+    Equivalently log_alpha * (H(pi) - H_target): alpha grows when the policy's
+    entropy is below the target and shrinks above it.  The policy is held fixed.
+    """
+    log_probs = jax.lax.stop_gradient(log_probs)
+    neg_entropy = jnp.sum(jnp.exp(log_probs) * log_probs, axis=-1)
+    return -log_alpha * jnp.mean(neg_entropy + target_entropy)
+
+
+def entropy(log_probs: jax.Array) -> jax.Array:
+    """Mean policy entropy H = -mean_s sum_a pi log pi."""
+    return -jnp.mean(jnp.sum(jnp.exp(log_probs) * log_probs, axis=-1))

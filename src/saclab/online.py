@@ -1,0 +1,294 @@
+"""Online training: one Gymnasium env for learning, a vector env for evaluation.
+
+Per environment step the device does one call: update on a fresh minibatch,
+then sample the next action from the updated policy (``update_and_act``).
+Actions are drawn with ``fold_in(key, step)``, so the random stream depends
+only on the seed and the step number -- the same seed gives the same run,
+and a resumed run continues exactly where the uninterrupted one would be.
+
+Checkpoints are taken at episode ends (the env's whole state is then its RNG,
+which is saved just before the reset).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import jax
+import numpy as np
+
+from saclab import __version__
+from saclab.agent import Learner, SACState, init_state, sample_action, update, update_and_act
+from saclab.buffer import ReplayBuffer
+from saclab.checkpoint import BUFFER_FILE, load_meta, load_state, resolve_checkpoint, save_checkpoint, write_json
+from saclab.config import SACConfig
+from saclab.envs import make_env, rng_state, set_rng_state
+from saclab.errors import SaclabError
+from saclab.evaluate import Evaluator
+from saclab.runlog import CONFIG_FILE, MetricAccumulator, RunLog, read_evaluations, read_result, write_result
+from saclab.runtime import enable_compilation_cache, progress_bar
+
+REPLAY_DATASET = "replay.h5"
+
+
+@dataclass
+class RunResult:
+    """What a finished run returns (also written to ``result.json``)."""
+
+    dir: Path
+    config: SACConfig
+    seed: int
+    summary: dict[str, Any]
+    evaluations: list[dict[str, Any]]
+    state: SACState | None = field(default=None, repr=False)
+    learner: Learner | None = field(default=None, repr=False)
+
+    @property
+    def final_return(self) -> float:
+        return float(self.summary["final_return"])
+
+    @property
+    def best_return(self) -> float:
+        return float(self.summary["best_return"])
+
+
+def evaluation_seed(seed: int, index: int) -> int:
+    """Seed of the ``index``-th evaluation of run ``seed`` (fresh episodes each time)."""
+    return int(np.random.SeedSequence([seed, index, 0xE7A1]).generate_state(1)[0])
+
+
+def summarize(evaluations: list[dict[str, Any]], **extra: Any) -> dict[str, Any]:
+    returns = [row["return_mean"] for row in evaluations]
+    return {
+        "final_return": returns[-1] if returns else math.nan,
+        "best_return": max(returns) if returns else math.nan,
+        "evaluations": len(returns),
+        **extra,
+    }
+
+
+def default_run_dir(kind: str, config: SACConfig, seed: int) -> Path:
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    return Path("runs") / f"{kind}-{config.env}-{stamp}" / f"seed-{seed}"
+
+
+def train_online(
+    config: SACConfig,
+    seed: int = 0,
+    run_dir: str | Path | None = None,
+    resume: bool = False,
+    progress: bool | None = None,
+    tensorboard: bool = True,
+    save_replay: bool = True,
+    on_episode_end: Callable[[dict[str, Any]], None] | None = None,
+) -> RunResult:
+    """Train discrete SAC online on ``config.env``.
+
+    Args:
+        config: hyperparameters and schedule.
+        seed: run seed (network init, actions, replay sampling, env resets).
+        run_dir: where logs, checkpoints and the replay dataset go (default ``runs/online-ENV-TIME/seed-N``).
+        resume: continue from ``run_dir/checkpoint`` if there is one (a finished run is returned as is).
+        progress: show a progress bar (None: only on a terminal).
+        tensorboard: also write TensorBoard events.
+        save_replay: write the replay buffer as an offline dataset (``replay.h5``) at the end.
+        on_episode_end: called with the episode's bookkeeping after each episode.
+    """
+    enable_compilation_cache()
+    run_dir = Path(run_dir) if run_dir is not None else default_run_dir("online", config, seed)
+    if resume and read_result(run_dir) is not None:
+        return _finished(run_dir, config, seed)
+
+    env, spec = make_env(config.env, config.max_episode_steps)
+    learner = Learner.from_config(config, spec)
+    base_key = jax.random.PRNGKey(seed)
+    init_key, act_key = jax.random.split(base_key)
+    state = init_state(learner, init_key)
+    buffer = ReplayBuffer(spec.obs_dim, config.buffer_size, config.prioritized_replay,
+                          config.priority_exponent, config.importance_exponent)
+    rng = np.random.default_rng(seed)
+    counters = {"step": 0, "episode": 0, "evaluations": 0, "last_checkpoint_step": 0, "wall_time": 0.0}
+    pending_action: int | None = None
+    accumulated: dict = {"metrics": {}, "train_returns": []}
+
+    checkpoint_dir = run_dir / "checkpoint"
+    resumed = False
+    if resume:
+        try:
+            checkpoint = resolve_checkpoint(run_dir)
+        except SaclabError:
+            checkpoint = None
+        if checkpoint is not None:
+            meta = load_meta(checkpoint)
+            _check_compatible(meta, config, seed, checkpoint)
+            state = load_state(checkpoint, state)
+            buffer.load(checkpoint / BUFFER_FILE)
+            rng.bit_generator.state = meta["replay_rng"]
+            counters = meta["counters"]
+            pending_action = meta["pending_action"]
+            accumulated = meta["accumulated"]
+            env.reset(seed=seed)  # wrappers require a reset; the RNG is then restored
+            if meta["env_rng"] is not None:
+                set_rng_state(env, meta["env_rng"])
+            else:  # extending a finished run: it ended mid-episode, so a fresh episode begins
+                env.reset(seed=seed + counters["step"])
+            resumed = True
+
+    run_dir.mkdir(parents=True, exist_ok=True)
+    write_json(run_dir / CONFIG_FILE, {"kind": "online", "seed": seed, "config": config.to_dict(),
+                                       "env": vars(spec), "saclab_version": __version__})
+    log = RunLog(run_dir, tensorboard=tensorboard, resume_step=counters["step"] if resumed else None)
+    evaluator = Evaluator(config.env, config.eval_episodes, config.max_episode_steps)
+    obs, _ = env.reset() if resumed else env.reset(seed=seed)
+
+    def greedy(observations: np.ndarray) -> np.ndarray:
+        return np.asarray(_greedy(learner, state.actor_params, observations))
+
+    bar = progress_bar(_budget(config), counters["step"] if config.total_steps else counters["episode"],
+                       desc=f"online seed {seed}", enabled=progress)
+    metrics_since_eval = MetricAccumulator(**accumulated["metrics"]) if accumulated["metrics"] else MetricAccumulator()
+    train_returns: list[float] = list(accumulated["train_returns"])
+    episode_return, episode_length = 0.0, 0
+    started = time.perf_counter() - counters["wall_time"]
+
+    def check_finite() -> None:
+        if not metrics_since_eval.finite():
+            raise SaclabError(
+                f"training diverged: non-finite loss before step {counters['step']} "
+                f"(last good checkpoint: step {counters['last_checkpoint_step']} in {checkpoint_dir})")
+
+    def evaluate() -> None:
+        check_finite()
+        step = counters["step"]
+        returns = evaluator.run(greedy, evaluation_seed(seed, counters["evaluations"]))
+        counters["evaluations"] += 1
+        row = {"step": step, "episode": counters["episode"], **_return_stats(returns),
+               "train_return": float(np.mean(train_returns)) if train_returns else math.nan,
+               "time_s": round(time.perf_counter() - started, 3)}
+        log.log_eval(row)
+        means = metrics_since_eval.means()
+        if means:
+            log.log_metrics({"step": step, "episode": counters["episode"], **means})
+        bar.set_postfix(eval=f"{row['return_mean']:.1f}")
+        metrics_since_eval.reset()
+        train_returns.clear()
+
+    def checkpoint(env_rng: dict | None) -> None:
+        check_finite()  # never save a diverged state over a good one
+        counters["last_checkpoint_step"] = counters["step"]
+        counters["wall_time"] = time.perf_counter() - started
+        meta = {"kind": "online", "seed": seed, "config": config.to_dict(), "counters": counters,
+                "replay_rng": rng.bit_generator.state, "env_rng": env_rng,
+                "pending_action": pending_action if env_rng is not None else None,
+                "accumulated": {"metrics": metrics_since_eval.state_dict(), "train_returns": train_returns},
+                "saclab_version": __version__}
+        save_checkpoint(checkpoint_dir, state, meta, lambda d: buffer.save(d / BUFFER_FILE))
+
+    try:
+        while not _done(config, counters):
+            step = counters["step"]
+            if pending_action is None:
+                action = int(sample_action(learner, state.actor_params, obs[None], jax.random.fold_in(act_key, step))[0])
+            else:
+                action = pending_action
+            next_obs, reward, terminated, truncated, _ = env.step(action)
+            buffer.add(obs, action, reward, next_obs, terminated, truncated)
+            episode_return += float(reward)
+            episode_length += 1
+            counters["step"] = step = step + 1
+            episode_over = terminated or truncated
+            env_rng_before_reset = rng_state(env) if episode_over else None
+            obs = env.reset()[0] if episode_over else next_obs
+
+            pending_action = None
+            if len(buffer) >= config.learning_starts:
+                for u in range(config.updates_per_step):
+                    indices, weights = buffer.sample_indices(rng, config.batch_size)
+                    batch = buffer.gather(indices, weights, config.truncation_is_terminal)
+                    if u == config.updates_per_step - 1:
+                        state, metrics, next_action = update_and_act(
+                            learner, state, batch, obs[None], jax.random.fold_in(act_key, step))
+                        pending_action = int(next_action[0])
+                    else:
+                        state, metrics = update(learner, state, batch)
+                    td_errors = metrics.pop("td_abs_error")
+                    if buffer.prioritized:
+                        buffer.update_priorities(indices, np.asarray(td_errors))
+                    metrics_since_eval.add(metrics)
+
+            if not episode_over:
+                continue
+            counters["episode"] += 1
+            train_returns.append(episode_return)
+            info = {"step": step, "episode": counters["episode"], "return": episode_return, "length": episode_length}
+            episode_return, episode_length = 0.0, 0
+            bar.update(step - bar.n if config.total_steps else 1)
+
+            if counters["episode"] % config.eval_every_episodes == 0:
+                evaluate()
+            due = config.checkpoint_every_steps and step - counters["last_checkpoint_step"] >= config.checkpoint_every_steps
+            if due:
+                checkpoint(env_rng_before_reset)
+            if on_episode_end is not None:
+                on_episode_end(info)
+        # The budget is spent: a last evaluation (unless one just ran) and a final checkpoint.
+        if len(metrics_since_eval) or train_returns or not counters["evaluations"]:
+            evaluate()
+        checkpoint(None)  # env_rng None: the run may have stopped mid-episode
+    finally:
+        bar.close()
+        log.close()
+        evaluator.close()
+        env.close()
+
+    wall = time.perf_counter() - started
+    if save_replay:
+        from saclab.data import Dataset
+
+        Dataset.from_buffer(buffer, config, seed, source="online replay buffer").save(run_dir / REPLAY_DATASET)
+    evaluations = read_evaluations(run_dir)
+    summary = summarize(evaluations, steps=counters["step"], episodes=counters["episode"],
+                        wall_time_s=round(wall, 2), steps_per_s=round(counters["step"] / max(wall, 1e-9), 1))
+    write_result(run_dir, summary)
+    return RunResult(run_dir, config, seed, summary, evaluations, state, learner)
+
+
+def _greedy(learner: Learner, actor_params: Any, observations: np.ndarray) -> Any:
+    from saclab.agent import greedy_action
+
+    return greedy_action(learner, actor_params, observations)
+
+
+def _return_stats(returns: np.ndarray) -> dict[str, float]:
+    return {"return_mean": float(np.mean(returns)), "return_std": float(np.std(returns)),
+            "return_min": float(np.min(returns)), "return_max": float(np.max(returns))}
+
+
+def _budget(config: SACConfig) -> int:
+    return config.total_steps if config.total_steps else config.total_episodes
+
+
+def _done(config: SACConfig, counters: dict) -> bool:
+    return bool((config.total_steps and counters["step"] >= config.total_steps)
+                or (config.total_episodes and counters["episode"] >= config.total_episodes))
+
+
+def _check_compatible(meta: dict, config: SACConfig, seed: int, checkpoint: Path) -> None:
+    saved = SACConfig.from_dict(meta["config"])
+    budget_fields = {"total_steps", "total_episodes"}
+    differing = [k for k, v in config.to_dict().items()
+                 if k not in budget_fields and saved.to_dict()[k] != v]
+    if differing:
+        raise SaclabError(f"cannot resume {checkpoint}: config differs in {', '.join(differing)}")
+    if meta["seed"] != seed:
+        raise SaclabError(f"cannot resume {checkpoint}: it was trained with seed {meta['seed']}, not {seed}")
+
+
+def _finished(run_dir: Path, config: SACConfig, seed: int) -> RunResult:
+    summary = read_result(run_dir) or {}
+    return RunResult(run_dir, config, seed, summary, read_evaluations(run_dir))
