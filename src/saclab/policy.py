@@ -1,0 +1,64 @@
+"""A trained agent loaded from a checkpoint: act, read Q-values, evaluate."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import jax
+import numpy as np
+
+from saclab.agent import Learner, SACState, action_log_probs, greedy_action, init_state, q_values
+from saclab.checkpoint import load_meta, load_state, resolve_checkpoint
+from saclab.config import SACConfig
+from saclab.envs import env_spec
+from saclab.errors import SaclabError
+from saclab.evaluate import evaluate_policy
+
+
+@dataclass
+class Policy:
+    """The learned actor and critics of one run."""
+
+    config: SACConfig
+    learner: Learner
+    state: SACState
+    path: Path | None = None
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> Policy:
+        """From a run directory or a checkpoint directory."""
+        checkpoint = resolve_checkpoint(path)
+        meta = load_meta(checkpoint)
+        try:
+            config = SACConfig.from_dict(meta["config"])
+        except (KeyError, TypeError) as e:
+            raise SaclabError(f"corrupt checkpoint {checkpoint}: bad config ({e})") from None
+        learner = Learner.from_config(config, env_spec(config.env))
+        template = init_state(learner, jax.random.PRNGKey(0))
+        return cls(config, learner, load_state(checkpoint, template), checkpoint)
+
+    def act(self, obs: np.ndarray, greedy: bool = True, key: jax.Array | None = None) -> np.ndarray:
+        """Actions for a batch of observations (greedy, or sampled with ``key``)."""
+        obs = np.atleast_2d(np.asarray(obs, np.float32))
+        if greedy:
+            return np.asarray(greedy_action(self.learner, self.state.actor_params, obs))
+        if key is None:
+            raise SaclabError("sampling actions needs a key")
+        logits = action_log_probs(self.learner, self.state.actor_params, obs)
+        return np.asarray(jax.random.categorical(key, logits, axis=-1))
+
+    def probabilities(self, obs: np.ndarray) -> np.ndarray:
+        obs = np.atleast_2d(np.asarray(obs, np.float32))
+        return np.exp(np.asarray(action_log_probs(self.learner, self.state.actor_params, obs)))
+
+    def q_values(self, obs: np.ndarray) -> np.ndarray:
+        """min_i Q_i(obs, .) of the learned critics, shape (B, A)."""
+        obs = np.atleast_2d(np.asarray(obs, np.float32))
+        return np.asarray(q_values(self.learner, self.state.critic_params, obs))
+
+    def evaluate(self, episodes: int = 100, seed: int = 0, max_steps: int | None = None) -> np.ndarray:
+        """Returns of ``episodes`` greedy episodes."""
+        return evaluate_policy(self.act, self.config.env, episodes,
+                               max_steps or self.config.max_episode_steps, seed)

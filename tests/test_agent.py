@@ -1,0 +1,90 @@
+import jax
+import numpy as np
+import pytest
+
+from saclab.agent import Learner, batch_from_numpy, init_state, update, update_epoch
+from saclab.checkpoint import pytree_to_arrays
+from saclab.config import preset
+from saclab.envs import EnvSpec
+
+SPEC = EnvSpec("CartPole-v1", obs_dim=4, num_actions=2)
+
+
+def learner(**changes):
+    return Learner.from_config(preset("test").replace(**changes), SPEC)
+
+
+def batch(seed=0, n=64):
+    r = np.random.default_rng(seed)
+    return batch_from_numpy(r.normal(size=(n, 4)), r.integers(0, 2, n), r.normal(size=n), r.normal(size=(n, 4)),
+                            r.random(n) < 0.1)
+
+
+def leaves(tree):
+    return pytree_to_arrays(tree)
+
+
+def test_shapes_and_hard_copy_of_targets():
+    L = learner()
+    s = init_state(L, jax.random.PRNGKey(0))
+    obs = np.random.default_rng(0).normal(size=(5, 4)).astype(np.float32)
+    q = L.critic.apply({"params": s.critic_params}, obs)
+    assert q.shape == (2, 5, 2)
+    assert L.actor.apply({"params": s.actor_params}, np.zeros((5, 4), np.float32)).shape == (5, 2)
+    for k, v in leaves(s.critic_params).items():
+        np.testing.assert_array_equal(v, leaves(s.critic_target_params)[k])
+    # the two critics are initialised independently
+    assert not np.array_equal(q[0], q[1])
+    assert L.target_entropy == pytest.approx(0.98 * np.log(2))
+
+
+def test_update_is_deterministic_and_polyak_averages_targets():
+    L = learner(tau=0.1)
+    s0 = init_state(L, jax.random.PRNGKey(0))
+    old_target = leaves(s0.critic_target_params)
+    s1, m1 = update(L, init_state(L, jax.random.PRNGKey(0)), batch())
+    s2, m2 = update(L, init_state(L, jax.random.PRNGKey(0)), batch())
+    for k, v in leaves(s1).items():
+        np.testing.assert_array_equal(v, leaves(s2)[k])
+    new_critic, new_target = leaves(s1.critic_params), leaves(s1.critic_target_params)
+    for k in new_target:
+        np.testing.assert_allclose(new_target[k], 0.1 * new_critic[k] + 0.9 * old_target[k], rtol=1e-5, atol=1e-7)
+    assert int(s1.updates) == 1
+    for key in ("critic_loss", "actor_loss", "alpha_loss", "alpha", "entropy", "q_data"):
+        assert np.isfinite(float(m1[key]))
+
+
+def test_actor_loss_does_not_touch_the_critics():
+    # Changing only the actor's learning rate must leave the critics' update bit-identical.
+    a, _ = update(learner(actor_lr=1e-3), init_state(learner(), jax.random.PRNGKey(1)), batch())
+    b, _ = update(learner(actor_lr=1e-5), init_state(learner(), jax.random.PRNGKey(1)), batch())
+    for k, v in leaves(a.critic_params).items():
+        np.testing.assert_array_equal(v, leaves(b.critic_params)[k])
+    assert any(not np.array_equal(v, leaves(b.actor_params)[k]) for k, v in leaves(a.actor_params).items())
+
+
+def test_fixed_alpha_stays_fixed_and_autotune_moves_it():
+    fixed, _ = update(learner(autotune_alpha=False, initial_alpha=0.2), init_state(
+        learner(autotune_alpha=False, initial_alpha=0.2), jax.random.PRNGKey(0)), batch())
+    assert float(np.exp(fixed.log_alpha)) == pytest.approx(0.2)
+    tuned, _ = update(learner(), init_state(learner(), jax.random.PRNGKey(0)), batch())
+    assert float(tuned.log_alpha) != 0.0
+
+
+def test_cql_weight_zero_reports_no_penalty_and_positive_weight_does():
+    _, m0 = update(learner(), init_state(learner(), jax.random.PRNGKey(0)), batch())
+    _, m5 = update(learner(cql_weight=5.0), init_state(learner(cql_weight=5.0), jax.random.PRNGKey(0)), batch())
+    assert float(m0["cql_penalty"]) == 0.0 and float(m5["cql_penalty"]) > 0.0
+
+
+def test_scanned_updates_equal_a_loop_of_single_updates():
+    L = learner()
+    data = batch(seed=1, n=256)
+    idx = np.random.default_rng(0).permutation(256).reshape(4, 64).astype(np.int32)
+    scanned, metrics = update_epoch(L, init_state(L, jax.random.PRNGKey(0)), data, idx)
+    assert metrics["critic_loss"].shape == (4,)
+    state = init_state(L, jax.random.PRNGKey(0))
+    for row in idx:
+        state, _ = update(L, state, jax.tree_util.tree_map(lambda x, r=row: x[r], data))
+    for k, v in leaves(scanned).items():
+        np.testing.assert_allclose(v, leaves(state)[k], rtol=1e-5, atol=1e-6)

@@ -1,0 +1,102 @@
+"""Each loss against a value worked out by hand (numbers in the comments)."""
+
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from saclab import losses
+
+LOG_P = jnp.log(jnp.array([[0.25, 0.75]]))  # one state, pi = (0.25, 0.75)
+Q_NEXT = jnp.array([[[1.0, 2.0]], [[3.0, 0.0]]])  # (K=2, B=1, A=2): min over critics = (1, 0)
+
+# Two states, two actions, two critics.
+Q = jnp.array([[[1.0, 2.0], [3.0, 4.0]], [[0.0, 1.0], [2.0, 2.0]]])
+ACTIONS = jnp.array([1, 0])
+
+
+def test_soft_state_value():
+    # 0.25 (1 - 0.5 log 0.25) + 0.75 (0 - 0.5 log 0.75) = 0.4232868 + 0.1078808
+    v = losses.soft_state_value(LOG_P, Q_NEXT, jnp.asarray(0.5))
+    assert v.shape == (1,)
+    assert float(v[0]) == pytest.approx(0.5311676, abs=1e-6)
+
+
+def test_td_target_bootstraps_unless_terminated():
+    y = losses.td_target(jnp.array([1.0, 1.0]), jnp.array([0.0, 1.0]), jnp.array([10.0, 10.0]), 0.9)
+    np.testing.assert_allclose(y, [10.0, 1.0])
+
+
+def test_critic_loss_sums_each_critics_mse():
+    # critic 1 takes (2, 3) vs target 1: errors (1, 2) -> 2.5; critic 2 takes (1, 2): (0, 1) -> 0.5
+    target = jnp.array([1.0, 1.0])
+    assert float(losses.critic_loss(Q, ACTIONS, target)) == pytest.approx(3.0)
+    # importance weights (1, 0): critic 1 -> 1/2, critic 2 -> 0
+    assert float(losses.critic_loss(Q, ACTIONS, target, jnp.array([1.0, 0.0]))) == pytest.approx(0.5)
+
+
+def test_critic_loss_does_not_differentiate_the_target():
+    grad = jax.grad(lambda y: losses.critic_loss(Q, ACTIONS, y))(jnp.array([1.0, 1.0]))
+    np.testing.assert_array_equal(grad, 0.0)
+
+
+def test_cql_penalty_hand_value():
+    # lse(1,2)-2 = lse(0,1)-1 = log(1+e^-1) = 0.3132617; lse(3,4)-3 = 1.3132617; lse(2,2)-2 = log 2
+    c = math.log1p(math.exp(-1.0))
+    expected = (c + (1 + c)) / 2 + (c + math.log(2)) / 2
+    assert expected == pytest.approx(1.3164661, abs=1e-6)
+    assert float(losses.cql_penalty(Q, ACTIONS)) == pytest.approx(expected, abs=1e-6)
+
+
+def test_cql_gradient_raises_data_action_and_lowers_others():
+    grad = jax.grad(losses.cql_penalty)(Q, ACTIONS)  # descent direction is -grad
+    for k in range(2):
+        for b, a in enumerate(np.asarray(ACTIONS)):
+            assert grad[k, b, a] < 0  # minimising raises Q of the dataset action
+            assert grad[k, b, 1 - a] > 0  # and lowers the other action
+    # d/dQ = (softmax(Q) - onehot(a)) / B, e.g. critic 1, state 0: softmax(1,2) = (0.2689, 0.7311)
+    np.testing.assert_allclose(grad[0, 0], [0.2689414 / 2, (0.7310586 - 1) / 2], atol=1e-6)
+
+
+def test_cql_penalty_is_zero_for_a_dominant_data_action():
+    q = jnp.array([[[100.0, 0.0]], [[50.0, -50.0]]])
+    assert float(losses.cql_penalty(q, jnp.array([0]))) == pytest.approx(0.0, abs=1e-6)
+
+
+def test_actor_loss_hand_value_and_fixed_critics():
+    # 0.25 (0.5 log 0.25 - 1) + 0.75 (0.5 log 0.75 - 0) = -0.4232868 - 0.1078808
+    value = losses.actor_loss(LOG_P, Q_NEXT, jnp.asarray(0.5))
+    assert float(value) == pytest.approx(-0.5311676, abs=1e-6)
+    q_grad = jax.grad(lambda q: losses.actor_loss(LOG_P, q, jnp.asarray(0.5)))(Q_NEXT)
+    np.testing.assert_array_equal(q_grad, 0.0)
+
+
+def test_actor_gradient_moves_probability_to_the_better_action():
+    def loss(logits):
+        return losses.actor_loss(jax.nn.log_softmax(logits), Q_NEXT, jnp.asarray(0.01))
+
+    g = jax.grad(loss)(jnp.zeros((1, 2)))
+    assert g[0, 0] < 0 < g[0, 1]  # min-Q prefers action 0 (1 > 0)
+
+
+def test_temperature_loss_hand_value_and_direction():
+    # sum pi log pi = 0.25 log 0.25 + 0.75 log 0.75 = -0.5623351; target 0.5
+    # loss = -log 2 * (-0.5623351 + 0.5) = 0.0432073
+    log_alpha = jnp.asarray(math.log(2.0))
+    assert float(losses.temperature_loss(log_alpha, LOG_P, 0.5)) == pytest.approx(0.0432073, abs=1e-6)
+    # entropy 0.562 above the target 0.5: the gradient step lowers alpha
+    grad = jax.grad(losses.temperature_loss)(log_alpha, LOG_P, 0.5)
+    assert float(grad) == pytest.approx(0.0623351, abs=1e-6)
+    # entropy below the target: alpha grows
+    assert float(jax.grad(losses.temperature_loss)(log_alpha, LOG_P, 0.65)) < 0
+
+
+def test_temperature_loss_holds_the_policy_fixed():
+    g = jax.grad(lambda lp: losses.temperature_loss(jnp.asarray(0.3), lp, 0.5))(LOG_P)
+    np.testing.assert_array_equal(g, 0.0)
+
+
+def test_entropy():
+    assert float(losses.entropy(LOG_P)) == pytest.approx(0.5623351, abs=1e-6)
