@@ -39,7 +39,7 @@ def _leaf_names(tree: Any) -> list[str]:
 def pytree_to_arrays(tree: Any) -> dict[str, np.ndarray]:
     """Flatten a pytree to {path: array} (path strings such as ``.actor_params['Dense_0']['kernel']``)."""
     leaves = jax.tree_util.tree_leaves(tree)
-    return {name: np.asarray(leaf) for name, leaf in zip(_leaf_names(tree), leaves)}
+    return {name: np.asarray(leaf) for name, leaf in zip(_leaf_names(tree), leaves, strict=True)}
 
 
 def arrays_to_pytree(arrays: dict[str, np.ndarray], template: Any, source: str = "checkpoint") -> Any:
@@ -50,7 +50,7 @@ def arrays_to_pytree(arrays: dict[str, np.ndarray], template: Any, source: str =
     if missing:
         raise SaclabError(f"{source} does not match this configuration: missing {missing[0]}")
     restored = []
-    for name, leaf in zip(names, leaves):
+    for name, leaf in zip(names, leaves, strict=True):
         value = arrays[name]
         if value.shape != np.shape(leaf):
             raise SaclabError(

@@ -130,18 +130,23 @@ def _print(obj: object) -> None:
 # Commands
 # ---------------------------------------------------------------------------------------
 def cmd_train(argv: list[str]) -> int:
-    from saclab.online import default_run_dir, train_online
+    from saclab.envs import env_spec
+    from saclab.online import check_resumable, default_run_dir, train_online
 
     args = _with_preset(TrainArgs, argv, "saclab train")
     if args.seeds < 1:
         raise SaclabError(f"--seeds must be >= 1, got {args.seeds}")
     config = args.config
+    env_spec(config.env)  # refuse a bad env before anything starts
     out = args.out or default_run_dir("online", config, args.seed).parent
     if args.resume and not out.exists():
         raise SaclabError(f"--resume: run directory {out} does not exist")
     if not args.resume and (out / f"seed-{args.seed}" / "checkpoint").exists():
         raise SaclabError(f"{out} already holds a run; pass --resume to continue it or choose another --out")
     seeds = list(range(args.seed, args.seed + args.seeds))
+    if args.resume:
+        for s in seeds:
+            check_resumable(out / f"seed-{s}", config, s)
     print(f"saclab train: {config.env}, preset {args.preset}, seeds {seeds} -> {out}", file=sys.stderr)
     if len(seeds) == 1:
         result = train_online(config, seeds[0], out / f"seed-{seeds[0]}", resume=args.resume)

@@ -101,9 +101,6 @@ def train_online(
     """
     enable_compilation_cache()
     run_dir = Path(run_dir) if run_dir is not None else default_run_dir("online", config, seed)
-    if resume and read_result(run_dir) is not None:
-        return _finished(run_dir, config, seed)
-
     env, spec = make_env(config.env, config.max_episode_steps)
     learner = Learner.from_config(config, spec)
     base_key = jax.random.PRNGKey(seed)
@@ -126,6 +123,9 @@ def train_online(
         if checkpoint is not None:
             meta = load_meta(checkpoint)
             _check_compatible(meta, config, seed, checkpoint)
+            if read_result(run_dir) is not None and _done(config, meta["counters"]):
+                env.close()
+                return _finished(run_dir, config, seed)  # nothing left to do
             state = load_state(checkpoint, state)
             buffer.load(checkpoint / BUFFER_FILE)
             rng.bit_generator.state = meta["replay_rng"]
@@ -193,7 +193,8 @@ def train_online(
         while not _done(config, counters):
             step = counters["step"]
             if pending_action is None:
-                action = int(sample_action(learner, state.actor_params, obs[None], jax.random.fold_in(act_key, step))[0])
+                key = jax.random.fold_in(act_key, step)
+                action = int(sample_action(learner, state.actor_params, obs[None], key)[0])
             else:
                 action = pending_action
             next_obs, reward, terminated, truncated, _ = env.step(action)
@@ -231,8 +232,8 @@ def train_online(
 
             if counters["episode"] % config.eval_every_episodes == 0:
                 evaluate()
-            due = config.checkpoint_every_steps and step - counters["last_checkpoint_step"] >= config.checkpoint_every_steps
-            if due:
+            since_checkpoint = step - counters["last_checkpoint_step"]
+            if config.checkpoint_every_steps and since_checkpoint >= config.checkpoint_every_steps:
                 checkpoint(env_rng_before_reset)
             if on_episode_end is not None:
                 on_episode_end(info)
@@ -287,6 +288,15 @@ def _check_compatible(meta: dict, config: SACConfig, seed: int, checkpoint: Path
         raise SaclabError(f"cannot resume {checkpoint}: config differs in {', '.join(differing)}")
     if meta["seed"] != seed:
         raise SaclabError(f"cannot resume {checkpoint}: it was trained with seed {meta['seed']}, not {seed}")
+
+
+def check_resumable(run_dir: str | Path, config: SACConfig, seed: int) -> None:
+    """Raise a one-line error if ``run_dir`` holds a checkpoint that ``config``/``seed`` cannot continue."""
+    try:
+        checkpoint = resolve_checkpoint(run_dir)
+    except SaclabError:
+        return  # nothing to resume: the run starts fresh
+    _check_compatible(load_meta(checkpoint), config, seed, checkpoint)
 
 
 def _finished(run_dir: Path, config: SACConfig, seed: int) -> RunResult:

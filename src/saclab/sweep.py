@@ -144,7 +144,7 @@ def grid_jobs(kind: str, base: SACConfig, grid: dict[str, Sequence[Any]], seeds:
     names = list(grid)
     jobs = []
     for values in itertools.product(*(grid[n] for n in names)):
-        changes = dict(zip(names, values))
+        changes = dict(zip(names, values, strict=True))
         config = base.replace(**changes)
         label = ",".join(f"{n}={_fmt(v)}" for n, v in changes.items()) or "base"
         for s in seeds:

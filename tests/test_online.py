@@ -1,0 +1,78 @@
+import json
+
+import numpy as np
+import pytest
+
+from saclab.checkpoint import pytree_to_arrays
+from saclab.config import preset
+from saclab.online import train_online
+
+CONFIG = preset("test").replace(total_steps=900, checkpoint_every_steps=300, eval_every_episodes=4)
+
+
+class Crash(RuntimeError):
+    pass
+
+
+def params(result):
+    return pytree_to_arrays(result.state)
+
+
+def test_same_seed_same_run_and_run_directory(tmp_path):
+    a = train_online(CONFIG, seed=3, run_dir=tmp_path / "a", progress=False)
+    b = train_online(CONFIG, seed=3, run_dir=tmp_path / "b", progress=False)
+    strip = [{k: v for k, v in r.items() if k != "time_s"} for r in a.evaluations]
+    assert strip == [{k: v for k, v in r.items() if k != "time_s"} for r in b.evaluations]
+    for k, v in params(a).items():
+        np.testing.assert_array_equal(v, params(b)[k])
+    for name in ("config.json", "evaluations.csv", "metrics.jsonl", "result.json", "replay.h5",
+                 "checkpoint/state.safetensors", "checkpoint/buffer.safetensors", "checkpoint/meta.json"):
+        assert (tmp_path / "a" / name).is_file(), name
+    assert a.summary["steps"] == 900
+    assert json.loads((tmp_path / "a" / "config.json").read_text())["config"]["total_steps"] == 900
+
+
+def test_different_seeds_differ(tmp_path):
+    a = train_online(CONFIG.replace(total_steps=300), seed=0, run_dir=tmp_path / "a", progress=False)
+    b = train_online(CONFIG.replace(total_steps=300), seed=1, run_dir=tmp_path / "b", progress=False)
+    assert any(not np.array_equal(v, params(b)[k]) for k, v in params(a).items())
+
+
+def test_resume_after_a_crash_gives_the_uninterrupted_run(tmp_path):
+    full = train_online(CONFIG, seed=0, run_dir=tmp_path / "full", progress=False)
+
+    def crash(info):
+        if info["step"] > 650:
+            raise Crash()
+
+    with pytest.raises(Crash):
+        train_online(CONFIG, seed=0, run_dir=tmp_path / "cut", progress=False, on_episode_end=crash)
+    meta = json.loads((tmp_path / "cut" / "checkpoint" / "meta.json").read_text())
+    assert 300 <= meta["counters"]["step"] < 900  # a mid-run checkpoint exists
+    resumed = train_online(CONFIG, seed=0, run_dir=tmp_path / "cut", resume=True, progress=False)
+    for k, v in params(full).items():
+        np.testing.assert_array_equal(v, params(resumed)[k], err_msg=k)
+    strip = lambda rows: [{k: v for k, v in r.items() if k != "time_s"} for r in rows]  # noqa: E731
+    assert strip(resumed.evaluations) == strip(full.evaluations)
+    assert (tmp_path / "cut" / "metrics.jsonl").read_text() == (tmp_path / "full" / "metrics.jsonl").read_text()
+
+
+def test_resume_of_a_finished_run_returns_it(tmp_path):
+    a = train_online(CONFIG.replace(total_steps=300), seed=0, run_dir=tmp_path / "a", progress=False)
+    again = train_online(CONFIG.replace(total_steps=300), seed=0, run_dir=tmp_path / "a", resume=True)
+    assert again.summary == a.summary
+
+
+def test_notebook_switch_treats_truncation_as_terminal(tmp_path):
+    # max_episode_steps=20 truncates every CartPole episode at 20 steps; both runs learn from the
+    # same transitions, only the bootstrap differs, so the parameters must differ.
+    c = CONFIG.replace(total_steps=200, max_episode_steps=20, learning_starts=64)
+    a = train_online(c, seed=0, run_dir=tmp_path / "a", progress=False)
+    b = train_online(c.replace(truncation_is_terminal=True), seed=0, run_dir=tmp_path / "b", progress=False)
+    assert any(not np.array_equal(v, params(b)[k]) for k, v in params(a).items())
+
+
+def test_prioritised_replay_runs(tmp_path):
+    r = train_online(CONFIG.replace(total_steps=300, prioritized_replay=True), seed=0,
+                     run_dir=tmp_path / "p", progress=False)
+    assert r.summary["steps"] == 300
