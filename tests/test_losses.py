@@ -60,7 +60,7 @@ def test_cql_gradient_raises_data_action_and_lowers_others():
     np.testing.assert_allclose(grad[0, 0], [0.2689414 / 2, (0.7310586 - 1) / 2], atol=1e-6)
 
 
-def test_cql_penalty_is_zero_for_a_dominant_data_action():
+def test_cql_penalty_vanishes_for_a_dominant_data_action():
     q = jnp.array([[[100.0, 0.0]], [[50.0, -50.0]]])
     assert float(losses.cql_penalty(q, jnp.array([0]))) == pytest.approx(0.0, abs=1e-6)
 

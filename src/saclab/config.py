@@ -82,7 +82,7 @@ class SACConfig:
     checkpoint_every_steps: int = 20_000
     """Online: save a checkpoint at the first episode end after this many steps (0 = only at the end)."""
     truncation_is_terminal: bool = False
-    """Reproduce the notebook's bug: treat a time-limit truncation as terminal (no bootstrap)."""
+    """Reproduce the notebook's `done`: treat a time-limit truncation as terminal (no bootstrap)."""
 
     # --- offline schedule ----------------------------------------------------------
     epochs: int = 200

@@ -57,8 +57,9 @@ def cql_penalty(q: jax.Array, actions: jax.Array) -> jax.Array:
 
     R = sum_i mean_s [ logsumexp_a Q_i(s, a) - Q_i(s, a_data) ]
 
-    Its gradient pushes Q of dataset actions up and of all actions (softmax-
-    weighted) down; it is >= 0 with equality only if one action dominates.
+    Its gradient, (softmax(Q_i(s)) - onehot(a_data)) / B, pushes Q of dataset
+    actions up and of all actions (softmax-weighted) down.  It is > 0 and tends
+    to 0 only as the dataset action's Q outgrows all others.
     """
     return jnp.sum(jnp.mean(jax.nn.logsumexp(q, axis=-1) - q_taken(q, actions), axis=-1))
 
