@@ -240,10 +240,10 @@ def register(name: str, help_text: str, target: str) -> None:
 register("offline", "train SAC or CQL-SAC offline on a dataset", "saclab.cli_offline:cmd_offline")
 register("collect", "collect a dataset with a checkpoint or a random policy", "saclab.cli_offline:cmd_collect")
 register("dataset", "dataset tools: info | export | import (Minari)", "saclab.cli_offline:cmd_dataset")
-register("sweep", "grid x seeds of online or offline runs (local processes or Ray)", "saclab.cli_runs:cmd_sweep")
-register("summarize", "table of a sweep: mean, IQM and 95% CIs per configuration", "saclab.cli_runs:cmd_summarize")
-register("study", "the notebook study end to end, with a written report", "saclab.cli_runs:cmd_study")
-register("report", "rebuild a study's report from its logged runs", "saclab.cli_runs:cmd_report")
+register("sweep", "grid x seeds of online or offline runs (local processes or Ray)", "saclab.cli_sweep:cmd_sweep")
+register("summarize", "table of a sweep: mean, IQM and 95% CIs per configuration", "saclab.cli_sweep:cmd_summarize")
+register("study", "the notebook study end to end, with a written report", "saclab.cli_study:cmd_study")
+register("report", "rebuild a study's report from its logged runs", "saclab.cli_study:cmd_report")
 
 
 def _resolve(target: Callable[[list[str]], int] | str) -> Callable[[list[str]], int]:
