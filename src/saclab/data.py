@@ -9,15 +9,19 @@ One file holds N transitions, oldest first::
     /terminations       (N,)         bool    true end of the MDP: no bootstrap
     /truncations        (N,)         bool    time limit: bootstraps
     /episode_starts     (N,)         bool    transition i begins an episode
-    attrs: format="saclab-dataset", format_version, env_id, obs_dim, num_actions,
-           observation_space, action_space (JSON), source, seed, saclab_version, created
+    attrs: format="saclab-dataset", format_version, obs_dim, num_actions, json_attrs,
+           and the provenance (env_id, source, seed, saclab_version, created,
+           max_episode_steps, plus whatever the producer adds: policy, tier, ...)
 
+Metadata values that are not str/int/float/bool are stored as JSON strings
+and listed in the ``json_attrs`` attribute, so they load back as they were.
 Loading checks the layout, dtypes, shapes, finiteness and (given an env)
 the observation size and number of actions; anything wrong is one line.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import time
@@ -49,6 +53,8 @@ class Dataset:
     truncations: np.ndarray
     episode_starts: np.ndarray
     metadata: dict[str, Any] = field(default_factory=dict)
+    path: Path | None = field(default=None, repr=False, compare=False)
+    """The file it was loaded from (None for a dataset built in memory)."""
 
     def __post_init__(self) -> None:
         for name in ARRAYS:
@@ -86,6 +92,9 @@ class Dataset:
             if bad.any():
                 row = int(np.argwhere(bad)[0][0])
                 raise SaclabError(f"{source}: {name} contains NaN or infinite values (first at transition {row})")
+        if "obs_dim" in self.metadata and int(self.metadata["obs_dim"]) != self.obs_dim:
+            raise SaclabError(f"{source}: metadata says obs_dim={self.metadata['obs_dim']} but observations "
+                              f"have {self.obs_dim} columns")
         if self.actions.min() < 0 or ("num_actions" in self.metadata and self.actions.max() >= self.num_actions):
             raise SaclabError(f"{source}: actions must lie in [0, {self.num_actions}), found "
                               f"[{self.actions.min()}, {self.actions.max()}]")
@@ -96,6 +105,15 @@ class Dataset:
         if self.obs_dim != obs_dim or self.num_actions != num_actions:
             raise SaclabError(f"{where} has obs_dim={self.obs_dim}, {self.num_actions} actions; "
                               f"{env_id or 'the environment'} has obs_dim={obs_dim}, {num_actions} actions")
+
+    def fingerprint(self) -> str:
+        """SHA-256 of the arrays (names, dtypes, shapes and bytes): identifies the data, not the file."""
+        digest = hashlib.sha256()
+        for name in ARRAYS:
+            array = np.ascontiguousarray(getattr(self, name))
+            digest.update(f"{name}:{array.dtype.str}:{array.shape};".encode())
+            digest.update(array.tobytes())
+        return digest.hexdigest()
 
     # ----------------------------------------------------------------------------------
     def episode_ids(self) -> np.ndarray:
@@ -151,10 +169,16 @@ class Dataset:
         with h5py.File(tmp, "w") as f:
             for name in ARRAYS:
                 f.create_dataset(name, data=getattr(self, name), compression="gzip", compression_opts=4)
-            attrs = {"format": FORMAT, "format_version": FORMAT_VERSION, "obs_dim": self.obs_dim,
-                     "num_actions": self.num_actions, **self.metadata}
+            attrs = {**self.metadata, "format": FORMAT, "format_version": FORMAT_VERSION,
+                     "obs_dim": self.obs_dim, "num_actions": self.num_actions}
+            encoded = []
             for key, value in attrs.items():
-                f.attrs[key] = value if isinstance(value, (str, int, float, bool)) else json.dumps(value)
+                value = _attr(value)
+                if not isinstance(value, (str, int, float, bool)):
+                    value = json.dumps(value)
+                    encoded.append(key)
+                f.attrs[key] = value
+            f.attrs["json_attrs"] = json.dumps(encoded)
         os.replace(tmp, path)
         return path
 
@@ -178,21 +202,28 @@ class Dataset:
                 if missing:
                     raise SaclabError(f"{path}: wrong layout, missing {', '.join(missing)}")
                 arrays = {name: f[name][()] for name in ARRAYS}
-                metadata = {k: _attr(v) for k, v in f.attrs.items() if k not in ("format", "format_version")}
+                metadata = {k: _attr(v) for k, v in f.attrs.items()
+                            if k not in ("format", "format_version", "json_attrs")}
+                for key in json.loads(_attr(f.attrs.get("json_attrs", "[]"))):
+                    if key in metadata:
+                        metadata[key] = json.loads(metadata[key])
         except SaclabError:
             raise
-        except (OSError, KeyError, ValueError, TypeError) as e:
+        except (OSError, KeyError, ValueError, TypeError, AttributeError) as e:
             raise SaclabError(f"corrupt dataset {path}: {e}") from None
         for name in ("terminations", "truncations", "episode_starts"):
             if arrays[name].dtype != bool:
                 raise SaclabError(f"{path}: {name} must be boolean, got {arrays[name].dtype}")
         if not np.issubdtype(arrays["actions"].dtype, np.integer):
             raise SaclabError(f"{path}: actions must be integers, got {arrays['actions'].dtype}")
-        metadata.pop("obs_dim", None)
         dataset = cls.__new__(cls)
         for name in ARRAYS:
             setattr(dataset, name, np.asarray(arrays[name], _DTYPES[name]))
         dataset.metadata = metadata
+        dataset.path = path
+        for name in ARRAYS:
+            if getattr(dataset, name).ndim != (2 if "observations" in name else 1):
+                raise SaclabError(f"{path}: wrong layout, {name} has shape {getattr(dataset, name).shape}")
         dataset._check(source=str(path))
         return dataset
 
@@ -227,4 +258,6 @@ def _attr(value: Any) -> Any:
         value = value.decode()
     if isinstance(value, np.generic):
         return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
     return value
