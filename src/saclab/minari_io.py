@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -43,10 +44,10 @@ def _minari() -> Any:
 
 def minari_root(root: str | os.PathLike | None = None) -> Path:
     """The local Minari datasets directory (``root``, ``$MINARI_DATASETS_PATH`` or ``~/.minari/datasets``)."""
-    if root is not None:
-        return Path(root)
-    env = os.environ.get("MINARI_DATASETS_PATH")
-    return Path(env) if env else Path.home() / ".minari" / "datasets"
+    if root is None:
+        env = os.environ.get("MINARI_DATASETS_PATH")
+        root = Path(env) if env else Path.home() / ".minari" / "datasets"
+    return Path(root).expanduser().resolve()
 
 
 @contextlib.contextmanager
@@ -140,7 +141,11 @@ def export_minari(
                 data_format="hdf5")
             created.storage.update_metadata({SACLAB_KEY: _jsonable(dataset.metadata)})
     except (ValueError, TypeError, OSError) as e:
+        shutil.rmtree(target, ignore_errors=True)  # it did not exist before: leave nothing half-written
         raise SaclabError(f"cannot write Minari dataset {dataset_id}: {e}") from None
+    except BaseException:
+        shutil.rmtree(target, ignore_errors=True)
+        raise
     return target
 
 

@@ -1,0 +1,268 @@
+"""The ``saclab offline``, ``saclab collect`` and ``saclab dataset`` commands.
+
+Every input is checked before anything is written: a missing or corrupt
+file, a dataset of the wrong layout or environment, an empty one or one with
+NaN rewards, an existing output -- each is one line and exit status 2, and no
+existing file is overwritten.  Outputs are written atomically (temp + rename).
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Literal
+
+import tyro
+
+from saclab.cli import PresetName, _plot_default, _print, _report_outcome, _with_preset, parse
+from saclab.config import SACConfig
+from saclab.errors import SaclabError
+
+
+# ---------------------------------------------------------------------------------------
+# Argument dataclasses
+# ---------------------------------------------------------------------------------------
+@dataclass
+class OfflineArgs:
+    """Train discrete SAC offline on a dataset (CQL-SAC with --cql-weight > 0); one run per seed."""
+
+    config: SACConfig
+    dataset: Path | None = None
+    """Dataset file (saclab HDF5: `saclab collect`, an online run's replay.h5, `saclab dataset import`)."""
+    preset: PresetName = "default"
+    """Hyperparameter preset; the flags below override it."""
+    seed: int = 0
+    """First seed."""
+    seeds: int = 1
+    """Number of seeds (seed, seed+1, ...), run in parallel processes."""
+    out: Path | None = None
+    """Run directory (default runs/offline-ENV-TIME)."""
+    resume: bool = False
+    """Continue an interrupted run in --out from its checkpoint."""
+    workers: int = 0
+    """Parallel processes for several seeds (0 = one per core)."""
+
+
+@dataclass
+class CollectArgs:
+    """Collect a dataset by running a policy (or a data-quality tier) in a vector env."""
+
+    out: Path | None = None
+    """Output dataset file (.h5); never overwritten unless --force."""
+    checkpoint: Path | None = None
+    """Run or checkpoint directory of a trained agent (greedy/stochastic/epsilon; tiers expert/medium/replay)."""
+    policy: Literal["greedy", "stochastic", "epsilon", "random"] = "greedy"
+    """Behaviour policy (random needs no checkpoint)."""
+    tier: Literal["random", "expert", "medium", "replay"] | None = None
+    """Collect a standard tier instead of --policy (medium: epsilon-greedy at about half the expert's return)."""
+    env: str | None = None
+    """Gymnasium id (default: the checkpoint's env)."""
+    episodes: int = 0
+    """Collect this many complete episodes (one budget: --episodes or --steps)."""
+    steps: int = 0
+    """Or this many transitions."""
+    epsilon: float | None = None
+    """Probability of a uniformly random action (medium tier: skip the calibration)."""
+    seed: int = 0
+    """Seed of the env resets and every random draw."""
+    max_episode_steps: int = 0
+    """Episode cap, a time-limit truncation (0 = the env's registered limit)."""
+    num_envs: int = 16
+    """Sub-envs stepped in lockstep."""
+    force: bool = False
+    """Overwrite --out if it exists."""
+
+
+@dataclass
+class InfoArgs:
+    """Print a dataset's size, returns, spaces and provenance as JSON."""
+
+    file: Annotated[Path, tyro.conf.Positional]
+    """Dataset file (saclab HDF5)."""
+
+
+@dataclass
+class ExportArgs:
+    """Export a dataset to Minari's format (local files only)."""
+
+    file: Annotated[Path, tyro.conf.Positional]
+    """Dataset file (saclab HDF5)."""
+    id: str = ""
+    """Minari dataset id, (namespace/)name-vN, e.g. saclab/cartpole-expert-v0."""
+    root: Path | None = None
+    """Minari datasets directory (default $MINARI_DATASETS_PATH or ~/.minari/datasets)."""
+
+
+@dataclass
+class ImportArgs:
+    """Import a local Minari dataset (Discrete actions, flat Box observations) as a saclab dataset."""
+
+    source: Annotated[str, tyro.conf.Positional]
+    """Minari dataset id (looked up under --root) or a Minari dataset directory."""
+    out: Path | None = None
+    """Output dataset file (.h5); never overwritten unless --force."""
+    root: Path | None = None
+    """Minari datasets directory (default $MINARI_DATASETS_PATH or ~/.minari/datasets)."""
+    force: bool = False
+    """Overwrite --out if it exists."""
+
+
+# ---------------------------------------------------------------------------------------
+# Helpers
+# ---------------------------------------------------------------------------------------
+def _new_output(path: Path | None, force: bool, flag: str = "--out") -> Path:
+    """Check an output file path before any work: given, not a directory, not existing (unless force)."""
+    if path is None:
+        raise SaclabError(f"{flag} FILE is required")
+    if path.is_dir():
+        raise SaclabError(f"{flag} {path} is a directory, expected a file")
+    if path.exists() and not force:
+        raise SaclabError(f"{path} already exists (pass --force to overwrite it)")
+    if path.parent.exists() and not path.parent.is_dir():
+        raise SaclabError(f"{flag} {path}: {path.parent} is not a directory")
+    return path
+
+
+def _flag_given(argv: list[str], flag: str) -> bool:
+    return any(a == flag or a.startswith(flag + "=") for a in argv)
+
+
+# ---------------------------------------------------------------------------------------
+# saclab offline
+# ---------------------------------------------------------------------------------------
+def cmd_offline(argv: list[str]) -> int:
+    from saclab.data import Dataset
+    from saclab.offline import check_dataset, train_offline
+    from saclab.online import default_run_dir
+
+    args = _with_preset(OfflineArgs, argv, "saclab offline")
+    if args.dataset is None:
+        raise SaclabError("--dataset FILE is required")
+    if args.seeds < 1:
+        raise SaclabError(f"--seeds must be >= 1, got {args.seeds}")
+    dataset = Dataset.load(args.dataset)
+    config = args.config
+    if dataset.env_id and not _flag_given(argv, "--env"):
+        config = config.replace(env=dataset.env_id)  # the dataset says which env it comes from
+    check_dataset(dataset, config)
+    out = args.out or default_run_dir("offline", config, args.seed).parent
+    seeds = list(range(args.seed, args.seed + args.seeds))
+    if args.resume and not out.exists():
+        raise SaclabError(f"--resume: run directory {out} does not exist")
+    if not args.resume:
+        taken = [s for s in seeds if (out / f"seed-{s}" / "checkpoint").exists()
+                 or (out / f"seed-{s}" / "result.json").exists()]
+        if taken:
+            raise SaclabError(f"{out} already holds a run (seed {taken[0]}); pass --resume to continue it "
+                              "or choose another --out")
+    print(f"saclab offline: {config.env}, {len(dataset)} transitions from {args.dataset}, preset {args.preset}, "
+          f"cql_weight {config.cql_weight}, seeds {seeds} -> {out}", file=sys.stderr)
+    if len(seeds) == 1:
+        result = train_offline(config, dataset, seeds[0], out / f"seed-{seeds[0]}", resume=args.resume)
+        _print({"run_dir": str(result.dir), **result.summary})
+    else:
+        from saclab.sweep import run_jobs, seed_jobs
+
+        jobs = seed_jobs("offline", config, seeds, out, dataset=str(args.dataset))
+        outcomes = run_jobs(jobs, workers=args.workers or None, on_done=_report_outcome)
+        if any(not o.ok for o in outcomes):
+            raise SaclabError(f"{sum(not o.ok for o in outcomes)} of {len(outcomes)} runs failed (see above)")
+    _plot_default(out)
+    return 0
+
+
+# ---------------------------------------------------------------------------------------
+# saclab collect
+# ---------------------------------------------------------------------------------------
+def cmd_collect(argv: list[str]) -> int:
+    from saclab.collect import collect, collect_tier
+
+    args = parse(CollectArgs, argv, "saclab collect")
+    out = _new_output(args.out, args.force)
+    for name in ("episodes", "steps", "max_episode_steps"):
+        if getattr(args, name) < 0:
+            raise SaclabError(f"--{name.replace('_', '-')} must be >= 0, got {getattr(args, name)}")
+    if args.episodes and args.steps:
+        raise SaclabError("give one budget: --episodes or --steps, not both")
+    if not (args.episodes or args.steps) and args.tier != "replay":
+        raise SaclabError("give a budget: --episodes N or --steps N")
+    budget = {"episodes": args.episodes or None, "steps": args.steps or None}
+    cap = args.max_episode_steps or None
+    if args.tier is not None:
+        if _flag_given(argv, "--policy"):
+            raise SaclabError("give --tier or --policy, not both")
+        dataset = collect_tier(args.tier, checkpoint=args.checkpoint, env_id=args.env, **budget, seed=args.seed,
+                               max_episode_steps=cap, num_envs=args.num_envs, epsilon=args.epsilon)
+    else:
+        if args.policy != "random" and args.checkpoint is None:
+            raise SaclabError(f"--policy {args.policy} needs --checkpoint RUN (or use --policy random --env ID)")
+        policy = "epsilon" if args.policy == "greedy" and args.epsilon else args.policy
+        dataset = collect(policy, env_id=args.env, **budget, checkpoint=args.checkpoint,
+                          epsilon=args.epsilon or 0.0, seed=args.seed, max_episode_steps=cap,
+                          num_envs=args.num_envs)
+    dataset.save(out)
+    info = dataset.info()
+    _print({"dataset": str(out), **{k: info[k] for k in ("transitions", "episodes", "return_mean", "return_std",
+                                                          "terminations", "truncations")},
+            "policy": dataset.metadata.get("policy"), "tier": dataset.metadata.get("tier")})
+    return 0
+
+
+# ---------------------------------------------------------------------------------------
+# saclab dataset info | export | import
+# ---------------------------------------------------------------------------------------
+DATASET_USAGE = ("usage: saclab dataset info FILE | export FILE --id ID [--root DIR] | "
+                 "import ID_OR_DIR --out FILE [--root DIR]")
+
+
+def cmd_dataset(argv: list[str]) -> int:
+    if not argv or argv[0] in ("-h", "--help"):
+        print(DATASET_USAGE)
+        return 0 if argv else 2
+    action, rest = argv[0], argv[1:]
+    if action == "info":
+        return _dataset_info(rest)
+    if action == "export":
+        return _dataset_export(rest)
+    if action == "import":
+        return _dataset_import(rest)
+    raise SaclabError(f"unknown dataset action {action!r} (info, export or import)")
+
+
+def _dataset_info(argv: list[str]) -> int:
+    from saclab.data import Dataset
+
+    args = parse(InfoArgs, argv, "saclab dataset info")
+    _print({"file": str(args.file), **Dataset.load(args.file).info()})
+    return 0
+
+
+def _dataset_export(argv: list[str]) -> int:
+    from saclab.data import Dataset
+    from saclab.minari_io import export_minari
+
+    args = parse(ExportArgs, argv, "saclab dataset export")
+    if not args.id:
+        raise SaclabError("--id ID is required (e.g. saclab/cartpole-expert-v0)")
+    dataset = Dataset.load(args.file)
+    path = export_minari(dataset, args.id, args.root)
+    _print({"minari_dataset": args.id, "path": str(path), "transitions": len(dataset),
+            "episodes": int(len(dataset.episode_returns()))})
+    return 0
+
+
+def _dataset_import(argv: list[str]) -> int:
+    from saclab.minari_io import import_minari
+
+    args = parse(ImportArgs, argv, "saclab dataset import")
+    out = _new_output(args.out, args.force)
+    dataset = import_minari(args.source, args.root)
+    dataset.save(out)
+    info = dataset.info()
+    _print({"dataset": str(out), "source": args.source, "transitions": info["transitions"],
+            "episodes": info["episodes"], "env_id": dataset.env_id or None})
+    return 0
+
+
+__all__ = ["cmd_offline", "cmd_collect", "cmd_dataset", "OfflineArgs", "CollectArgs"]
