@@ -40,7 +40,7 @@ def test_cql_learns_cartpole_from_expert_data(expert, tmp_path):
     result = train_offline(CONFIG, expert, seed=0, run_dir=tmp_path / "cql", progress=False, tensorboard=False)
     returns = [row["return_mean"] for row in result.evaluations]
     assert result.final_return >= 150, returns
-    assert not any(row["overestimated"] == "True" for row in result.evaluations)
+    assert not any(str(row["overestimated"]) == "True" for row in result.evaluations)
 
 
 def test_offline_sac_without_cql_does_worse(expert, tmp_path):
