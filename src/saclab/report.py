@@ -133,7 +133,7 @@ def group_numbers(runs: list[str]) -> dict[str, Any]:
     for key in ("q_data", "q_greedy", "mc_return", "q_bound"):
         values = [_last(e, key) for e in evals]
         numbers[key] = float(np.nanmean(values)) if not all(math.isnan(v) for v in values) else math.nan
-    numbers["overestimated_runs"] = sum(any(str(r.get("overestimated")) in ("True", "1") for r in e) for e in evals)
+    numbers["overestimated_runs"] = sum(any(r.get("overestimated") is True for r in e) for e in evals)
     return numbers
 
 

@@ -104,6 +104,8 @@ def _write_csv(path: Path, rows: list[dict]) -> None:
 
 
 def _number(text: str) -> Any:
+    if text in ("True", "False"):
+        return text == "True"
     try:
         value = float(text)
     except ValueError:
