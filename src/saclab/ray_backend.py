@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import os
+import warnings
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -64,7 +65,9 @@ def run_ray(jobs: Sequence[Job], address: str | None = None,
             options["num_cpus"] = default_workers()
             local = True
         try:
-            ray.init(**options)
+            with warnings.catch_warnings():  # Ray starts its processes with fork+exec, which is safe
+                warnings.filterwarnings("ignore", message=r"os\.fork\(\) was called", category=RuntimeWarning)
+                ray.init(**options)
         except Exception as e:  # noqa: BLE001 - connection errors come in many types
             where = f"the Ray cluster at {address}" if address else "a local Ray instance"
             raise SaclabError(f"cannot start or reach {where}: {e}".splitlines()[0]) from None
