@@ -1,0 +1,84 @@
+"""The study end to end on tiny budgets: every figure and table, numbers equal to the run logs,
+and a second invocation that resumes without redoing finished runs."""
+
+import json
+
+import pytest
+
+from saclab.cli import main
+from saclab.config import preset
+from saclab.runlog import read_evaluations
+from saclab.study import StudyPlan, offline_jobs, online_jobs, plan_study, run_study
+
+
+def tiny_plan() -> StudyPlan:
+    base = preset("test")
+    online = base.replace(max_episode_steps=200, eval_every_episodes=4, eval_episodes=4, total_steps=600)
+    offline = base.replace(max_episode_steps=200, epochs=2, offline_eval_episodes=4)
+    return StudyPlan("test", True, online, offline, online_seeds=(0, 1), offline_seeds=(0, 1),
+                     tiers=("expert", "medium", "random"), tier_episodes=24, tier_seeds=(0,), tier_epochs=2,
+                     sweep_weights=(0.0, 1.0, 5.0), sweep_seeds=(0,), sweep_epochs=2)
+
+
+@pytest.fixture(scope="module")
+def study(tmp_path_factory):
+    out = tmp_path_factory.mktemp("study")
+    plan = tiny_plan()
+    report = run_study(plan, out, workers=2)
+    return plan, out, report
+
+
+def test_report_has_every_figure_and_table(study):
+    _, out, report = study
+    text = report.read_text()
+    for figure in ("online.png", "offline.png", "cql_sweep.png", "q_vs_mc.png"):
+        assert (out / "report" / "figures" / figure).stat().st_size > 5000
+        assert f"figures/{figure}" in text
+    assert "| agent / data | n | final mean | final IQM [95% CI]" in text
+    for question in ("Why do online and offline performance differ?", "Which is better, offline SAC or CQL?",
+                     "What does TRADEOFF_FACTOR do?"):
+        assert question in text
+    html = (out / "report" / "report.html").read_text()
+    assert html.count("data:image/png;base64,") == 4 and "<table>" in html
+
+
+def test_report_numbers_equal_the_run_logs(study):
+    plan, out, _ = study
+    numbers = json.loads((out / "report" / "numbers.json").read_text())
+    online_runs = [j.run_dir for j in online_jobs(plan, out)]
+    finals = [read_evaluations(r)[-1]["return_mean"] for r in online_runs]
+    assert numbers["groups"]["online"]["final_values"] == finals
+    _, groups = offline_jobs(plan, out)
+    for name, runs in groups.items():
+        evals = [read_evaluations(r) for r in runs]
+        assert numbers["groups"][name]["final_values"] == [e[-1]["return_mean"] for e in evals]
+        assert numbers["groups"][name]["best_values"] == [max(r["return_mean"] for r in e) for e in evals]
+        assert numbers["groups"][name]["q_data"] == pytest.approx(sum(e[-1]["q_data"] for e in evals) / len(evals))
+    # the sweep reuses identical runs instead of training them twice
+    assert groups["sweep/0"][0] == groups["replay/sac"][0] and groups["sweep/5"][0] == groups["replay/cql"][0]
+    # the text quotes the table's numbers
+    text = (out / "report" / "report.md").read_text()
+    assert f"{numbers['groups']['online']['final']['iqm']:.1f}" in text
+
+
+def test_second_invocation_resumes_without_redoing(study):
+    plan, out, _ = study
+    results = sorted(out.glob("**/result.json"))
+    assert len(results) == 2 + 2 * 2 + 3 * 2 + 1  # online, replay sac/cql, tiers, sweep weight 1 only
+    stamps = {p: p.stat().st_mtime_ns for p in results}
+    run_study(plan, out, workers=2)
+    assert {p: p.stat().st_mtime_ns for p in sorted(out.glob("**/result.json"))} == stamps
+
+
+def test_a_different_study_in_the_same_directory_is_refused(study, capsys):
+    _, out, _ = study
+    assert main(["study", "--preset", "notebook", "--out", str(out)]) == 2
+    assert "holds a different study" in capsys.readouterr().err
+
+
+def test_plans():
+    quick, full = plan_study("default", quick=True), plan_study("notebook")
+    assert full.online.total_episodes == 1000 and full.online.batch_size == 100 and full.offline.epochs == 200
+    assert full.offline.offline_eval_episodes == 100 and len(full.online_seeds) == 4
+    assert quick.online.max_episode_steps == full.online.max_episode_steps == 200
+    assert 5.0 in quick.sweep_weights and 0.0 in quick.sweep_weights
