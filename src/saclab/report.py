@@ -263,6 +263,13 @@ def _overlap(a: dict, b: dict) -> bool:
     return not (hi1 < lo2 or hi2 < lo1)
 
 
+def _relation(a: float, b: float) -> str:
+    """'lower', 'higher' or 'about the same as' (within 5% or 0.5)."""
+    if abs(a - b) <= max(0.5, 0.05 * max(abs(a), abs(b))):
+        return "about the same as"
+    return "lower than" if a < b else "higher than"
+
+
 def _compare(name_a: str, a: dict, name_b: str, b: dict, key: str = "final") -> str:
     va, vb = a[key]["iqm"], b[key]["iqm"]
     if _overlap(a[key], b[key]):
@@ -307,8 +314,7 @@ def answers(numbers: dict[str, Any]) -> list[Block]:
     text += f"Best return during training: {_compare('CQL', cql, 'offline SAC', sac, 'best')}. "
     text += (f"CQL's critic ends at {_fmt(cql['q_data'])} on dataset actions vs {_fmt(sac['q_data'])} for offline "
              f"SAC (Monte Carlo {_fmt(cql['mc_return'])}): ")
-    text += ("CQL's estimates are the more conservative. " if cql["q_data"] < sac["q_data"]
-             else "in this run CQL's estimates are not lower than SAC's. ")
+    text += f"CQL's estimates are {_relation(cql['q_data'], sac['q_data'])} offline SAC's. "
     tier_lines = []
     for tier in numbers["plan"]["tiers"]:
         if f"{tier}/sac" in g and f"{tier}/cql" in g:
@@ -333,16 +339,21 @@ def answers(numbers: dict[str, Any]) -> list[Block]:
                 ": mean Q on dataset actions " + ", ".join(_fmt(v) for v in q) +
                 f" (Spearman ρ between weight and Q: {_fmt(rho_q, 2)}); final return IQM " +
                 ", ".join(_fmt(v) for v in finals) + f". The highest final return is at weight {best_w:g}. ")
-        if not math.isnan(rho_q) and rho_q < -0.5:
-            text += ("A larger weight pushes the Q-values down, towards and below the data's Monte Carlo return "
-                     f"({_fmt(sweep[0][1]['mc_return'])}): the penalty trades value accuracy for conservatism. ")
+        mc = sweep[0][1]["mc_return"]
+        if not math.isnan(rho_q) and rho_q < -0.5 and _relation(q[-1], q[0]) == "lower than":
+            text += (f"A larger weight pushes the Q-values down: at weight {weights[-1]:g} they are "
+                     f"{_relation(q[-1], mc)} the data's Monte Carlo return ({_fmt(mc)}), at weight {weights[0]:g} "
+                     f"{_relation(q[0], mc)} it. ")
         else:
-            text += "In this run the weight does not lower Q monotonically. "
+            text += "In this run the weight does not lower Q clearly and monotonically. "
         low, high = finals[0], finals[-1]
         text += (f"Weight {weights[0]:g} (plain offline SAC) ends at {_fmt(low)} and weight {weights[-1]:g} at "
                  f"{_fmt(high)}: ")
-        text += ("too strong a penalty costs return (the critic mostly imitates the data's action frequencies)."
-                 if high < max(finals) - 1e-9 else "the strongest penalty does not cost return on this data.")
+        if _relation(high, max(finals)) == "lower than":
+            text += ("the strongest penalty costs return here; a very large weight leaves the critic little more "
+                     "than the data's action frequencies to follow.")
+        else:
+            text += "the strongest penalty does not cost return on this data."
         blocks.append(Block("p", text))
     return blocks
 
