@@ -117,7 +117,12 @@ def cmd_sweep(argv: list[str]) -> int:
     configs = len(experiment.labels())
     print(f"saclab sweep: {'resuming ' if resuming else ''}{kind}, {configs} configuration(s) x {len(seeds)} "
           f"seed(s) = {len(jobs)} runs, backend {args.backend} -> {out}", file=sys.stderr, flush=True)
-    outcomes = run_jobs(jobs, args.backend, args.workers or None, args.address, on_done=_report(len(jobs)))
+    try:
+        outcomes = run_jobs(jobs, args.backend, args.workers or None, args.address, on_done=_report(len(jobs)))
+    except KeyboardInterrupt:
+        print(f"saclab sweep: interrupted; runs keep their last checkpoint: rerun the same command "
+              f"(--out {out}) to resume", file=sys.stderr)
+        return 130
     _summarize(out)
     failed = [o for o in outcomes if not o.ok]
     if failed:

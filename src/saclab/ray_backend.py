@@ -14,10 +14,12 @@ Ray is imported only here, only when used (``pip install 'saclab[ray]'``).
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import warnings
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 from saclab.errors import SaclabError
@@ -43,6 +45,12 @@ def task_environment(local: bool) -> dict[str, str]:
     env = single_thread_environment()
     names = THREAD_VARIABLES + (("SACLAB_CACHE",) if local else ())
     return {name: env[name] for name in names if name in env}
+
+
+def _absolute(job: Job) -> Job:
+    """The job with absolute paths: a Ray worker's working directory is not the caller's."""
+    dataset = str(Path(job.dataset).resolve()) if job.dataset is not None else None
+    return dataclasses.replace(job, run_dir=str(Path(job.run_dir).resolve()), dataset=dataset)
 
 
 def run_ray(jobs: Sequence[Job], address: str | None = None,
@@ -77,7 +85,7 @@ def run_ray(jobs: Sequence[Job], address: str | None = None,
     outcomes: list[JobOutcome | None] = [None] * len(jobs)
     pending: dict[Any, int] = {}
     try:
-        pending = {task.remote(job): i for i, job in enumerate(jobs)}
+        pending = {task.remote(_absolute(job)): i for i, job in enumerate(jobs)}
         while pending:
             done, _ = ray.wait(list(pending), num_returns=1)
             for ref in done:

@@ -472,6 +472,10 @@ def sweep(
     experiment = Experiment.create(kind, base_config, grid, seeds, dataset)
     if experiment.dataset is not None and not Path(experiment.dataset).is_file():
         raise SaclabError(f"dataset not found: {experiment.dataset}")
+    if backend == "ray":
+        from saclab.ray_backend import import_ray
+
+        import_ray()  # a missing Ray is an error before anything is written
     prepare(experiment, out)
     return run_jobs(experiment.jobs(out), backend, workers, address, on_done)
 
