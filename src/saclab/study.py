@@ -87,11 +87,12 @@ def plan_study(preset_name: str = "default", quick: bool = False) -> StudyPlan:
                          sweep_weights=(0.0, 0.5, 1.0, 5.0, 10.0, 50.0), sweep_seeds=(0, 1), sweep_epochs=30)
     online = base.replace(**protocol, total_episodes=1000, total_steps=0)
     offline = base.replace(**protocol, cql_weight=0.0, epochs=200, offline_eval_episodes=100)
-    # The notebook runs one offline agent of each kind; 200 epochs over a ~200k-transition
-    # buffer is the study's largest cost, so the sweep and the tiers run 20 epochs each.
-    return StudyPlan(preset_name, False, online, offline, online_seeds=(0, 1, 2, 3), offline_seeds=(0,),
+    # The notebook runs one offline agent of each kind; two seeds give the comparison a confidence
+    # interval.  200 epochs over a ~200k-transition buffer is the study's largest cost, so the sweep
+    # runs 50 epochs and the tiers 20.
+    return StudyPlan(preset_name, False, online, offline, online_seeds=(0, 1, 2, 3), offline_seeds=(0, 1),
                      tiers=("expert", "medium", "random"), tier_episodes=100, tier_seeds=(0,), tier_epochs=20,
-                     sweep_weights=(0.0, 0.5, 1.0, 5.0, 10.0, 50.0), sweep_seeds=(0,), sweep_epochs=20)
+                     sweep_weights=(0.0, 0.5, 1.0, 5.0, 10.0, 50.0), sweep_seeds=(0, 1), sweep_epochs=50)
 
 
 # ---------------------------------------------------------------------------------------
