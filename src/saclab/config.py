@@ -47,8 +47,8 @@ class SACConfig:
     """Initial entropy temperature alpha."""
     autotune_alpha: bool = True
     """Learn alpha towards the target entropy (False: alpha stays at initial_alpha)."""
-    target_entropy_ratio: float = 0.98
-    """Target entropy = ratio * log(number of actions)."""
+    target_entropy_ratio: float = 0.8
+    """Target entropy = ratio * log(number of actions) (the notebook: 0.98; docs/presets.md)."""
 
     # --- conservative Q-learning (offline) -----------------------------------------
     cql_weight: float = 0.0
