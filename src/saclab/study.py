@@ -81,10 +81,10 @@ def plan_study(preset_name: str = "default", quick: bool = False) -> StudyPlan:
     protocol = dict(env="CartPole-v1", max_episode_steps=EPISODE_CAP, eval_every_episodes=4, eval_episodes=10)
     if quick:
         online = base.replace(**protocol, total_steps=8_000, total_episodes=0, checkpoint_every_steps=4_000)
-        offline = base.replace(**protocol, cql_weight=0.0, epochs=30, offline_eval_episodes=20)
-        return StudyPlan(preset_name, True, online, offline, online_seeds=(0, 1), offline_seeds=(0, 1),
-                         tiers=("expert", "medium", "random"), tier_episodes=40, tier_seeds=(0,), tier_epochs=30,
-                         sweep_weights=(0.0, 0.5, 1.0, 5.0, 10.0, 50.0), sweep_seeds=(0, 1), sweep_epochs=30)
+        offline = base.replace(**protocol, cql_weight=0.0, epochs=60, offline_eval_episodes=20)
+        return StudyPlan(preset_name, True, online, offline, online_seeds=(0, 1, 2), offline_seeds=(0, 1, 2),
+                         tiers=("expert", "medium", "random"), tier_episodes=40, tier_seeds=(0,), tier_epochs=60,
+                         sweep_weights=(0.0, 0.5, 1.0, 5.0, 10.0, 50.0), sweep_seeds=(0, 1), sweep_epochs=60)
     online = base.replace(**protocol, total_episodes=1000, total_steps=0)
     offline = base.replace(**protocol, cql_weight=0.0, epochs=200, offline_eval_episodes=100)
     # The notebook runs one offline agent of each kind; two seeds give the comparison a confidence
