@@ -35,7 +35,7 @@ def test_shapes_and_hard_copy_of_targets():
         np.testing.assert_array_equal(v, leaves(s.critic_target_params)[k])
     # the two critics are initialised independently
     assert not np.array_equal(q[0], q[1])
-    assert L.target_entropy == pytest.approx(0.98 * np.log(2))
+    assert L.target_entropy == pytest.approx(preset("test").target_entropy_ratio * np.log(2))
 
 
 def test_update_is_deterministic_and_polyak_averages_targets():

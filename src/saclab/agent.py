@@ -214,20 +214,39 @@ def _sample_action(learner: Learner, actor_params: dict, obs: jax.Array, key: ja
     return jax.random.categorical(key, logits, axis=-1)
 
 
-@functools.partial(jax.jit, static_argnums=0, donate_argnums=1)
-def update_and_act(
-    learner: Learner, state: SACState, batch: Batch, obs: jax.Array, key: jax.Array
-) -> tuple[SACState, dict, jax.Array]:
-    """One update, then a stochastic action for ``obs`` from the updated policy
-    (the online loop's whole per-step device work in one call)."""
+METRIC_NAMES = ("critic_loss", "cql_penalty", "actor_loss", "alpha_loss", "alpha", "entropy", "q_data",
+                "q_greedy", "td_target")
+"""The scalar metrics of an update, in the order of ``online_step``'s running sums."""
+
+
+@functools.partial(jax.jit, static_argnums=0, donate_argnums=(1, 6))
+def online_step(
+    learner: Learner, state: SACState, batch: Batch, obs: jax.Array, act_key: jax.Array, step: jax.Array,
+    metric_sums: jax.Array,
+) -> tuple[SACState, jax.Array, jax.Array, jax.Array]:
+    """The online loop's whole per-step device work in one call: one update, its metrics added
+    to ``metric_sums`` (so nothing is read back per step), then an action for the next
+    observation ``obs`` (1-D) sampled from the updated policy with ``fold_in(act_key, step)``.
+
+    Returns (state, metric_sums, action (scalar), |TD error| per sample (B,)).
+    """
     state, metrics = _update(learner, state, batch)
-    return state, metrics, _sample_action(learner, state.actor_params, obs, key)
+    metric_sums = metric_sums + jnp.stack([metrics[name] for name in METRIC_NAMES])
+    action = _sample_action(learner, state.actor_params, obs[None], jax.random.fold_in(act_key, step))[0]
+    return state, metric_sums, action, metrics["td_abs_error"]
 
 
 @functools.partial(jax.jit, static_argnums=0)
 def sample_action(learner: Learner, actor_params: dict, obs: jax.Array, key: jax.Array) -> jax.Array:
     """Actions sampled from pi(.|obs) (training behaviour)."""
     return _sample_action(learner, actor_params, obs, key)
+
+
+@functools.partial(jax.jit, static_argnums=0)
+def sample_action_at(learner: Learner, actor_params: dict, obs: jax.Array, act_key: jax.Array,
+                     step: jax.Array) -> jax.Array:
+    """One action for one observation (1-D), drawn with ``fold_in(act_key, step)``."""
+    return _sample_action(learner, actor_params, obs[None], jax.random.fold_in(act_key, step))[0]
 
 
 @functools.partial(jax.jit, static_argnums=0)

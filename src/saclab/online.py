@@ -1,7 +1,7 @@
 """Online training: one Gymnasium env for learning, a vector env for evaluation.
 
 Per environment step the device does one call: update on a fresh minibatch,
-then sample the next action from the updated policy (``update_and_act``).
+then sample the next action from the updated policy (``online_step``).
 Actions are drawn with ``fold_in(key, step)``, so the random stream depends
 only on the seed and the step number -- the same seed gives the same run,
 and a resumed run continues exactly where the uninterrupted one would be.
@@ -23,7 +23,7 @@ import jax
 import numpy as np
 
 from saclab import __version__
-from saclab.agent import Learner, SACState, init_state, sample_action, update, update_and_act
+from saclab.agent import METRIC_NAMES, Learner, SACState, init_state, online_step, sample_action_at
 from saclab.buffer import ReplayBuffer
 from saclab.checkpoint import BUFFER_FILE, load_meta, load_state, resolve_checkpoint, save_checkpoint, write_json
 from saclab.config import SACConfig
@@ -151,7 +151,7 @@ def train_online(
 
     bar = progress_bar(_budget(config), counters["step"] if config.total_steps else counters["episode"],
                        desc=f"online seed {seed}", enabled=progress)
-    metrics_since_eval = MetricAccumulator(**accumulated["metrics"]) if accumulated["metrics"] else MetricAccumulator()
+    metrics_since_eval = MetricAccumulator(METRIC_NAMES, **accumulated["metrics"])
     train_returns: list[float] = list(accumulated["train_returns"])
     episode_return, episode_length = 0.0, 0
     started = time.perf_counter() - counters["wall_time"]
@@ -168,7 +168,7 @@ def train_online(
         returns = evaluator.run(greedy, evaluation_seed(seed, counters["evaluations"]))
         counters["evaluations"] += 1
         row = {"step": step, "episode": counters["episode"], **_return_stats(returns),
-               "train_return": float(np.mean(train_returns)) if train_returns else math.nan,
+               "train_return": float(np.mean(train_returns)) if train_returns else None,  # blank: none ended
                "time_s": round(time.perf_counter() - started, 3)}
         log.log_eval(row)
         means = metrics_since_eval.means()
@@ -193,8 +193,7 @@ def train_online(
         while not _done(config, counters):
             step = counters["step"]
             if pending_action is None:
-                key = jax.random.fold_in(act_key, step)
-                action = int(sample_action(learner, state.actor_params, obs[None], key)[0])
+                action = int(sample_action_at(learner, state.actor_params, obs, act_key, step))
             else:
                 action = pending_action
             next_obs, reward, terminated, truncated, _ = env.step(action)
@@ -208,19 +207,15 @@ def train_online(
 
             pending_action = None
             if len(buffer) >= config.learning_starts:
-                for u in range(config.updates_per_step):
+                for _ in range(config.updates_per_step):
                     indices, weights = buffer.sample_indices(rng, config.batch_size)
                     batch = buffer.gather(indices, weights, config.truncation_is_terminal)
-                    if u == config.updates_per_step - 1:
-                        state, metrics, next_action = update_and_act(
-                            learner, state, batch, obs[None], jax.random.fold_in(act_key, step))
-                        pending_action = int(next_action[0])
-                    else:
-                        state, metrics = update(learner, state, batch)
-                    td_errors = metrics.pop("td_abs_error")
+                    state, metrics_since_eval.sums, next_action, td_errors = online_step(
+                        learner, state, batch, obs, act_key, step, metrics_since_eval.sums)
+                    metrics_since_eval.count += 1
                     if buffer.prioritized:
                         buffer.update_priorities(indices, np.asarray(td_errors))
-                    metrics_since_eval.add(metrics)
+                pending_action = int(next_action)  # the action for obs, from the updated policy
 
             if not episode_over:
                 continue

@@ -16,10 +16,11 @@ from __future__ import annotations
 import csv
 import io
 import json
-import math
 import os
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 EVAL_FILE = "evaluations.csv"
 METRICS_FILE = "metrics.jsonl"
@@ -83,7 +84,8 @@ class RunLog:
             return
         step = int(row["step"])
         for key, value in row.items():
-            if key != "step" and isinstance(value, (int, float)) and not isinstance(value, bool):
+            if key != "step" and isinstance(value, (int, float)) and not isinstance(value, bool) \
+                    and np.isfinite(value):
                 self._tb.add_scalar(f"{prefix}/{key}", value, step)
 
     def close(self) -> None:
@@ -139,46 +141,33 @@ def read_result(run_dir: str | os.PathLike) -> dict[str, Any] | None:
 
 
 class MetricAccumulator:
-    """Sums per-update metrics between log points without a host sync per update.
+    """Running sums of per-update metrics between log points.
 
-    Updates append device arrays; ``fold`` moves them to the host in one
-    transfer.  The sums are part of a checkpoint, so a resumed run logs the same
+    The sums live where the updates put them (a device array that the jitted
+    step adds to), so nothing is read back per update; ``means`` reads them
+    once.  The sums are part of a checkpoint, so a resumed run logs the same
     averages as an uninterrupted one.
     """
 
-    def __init__(self, sums: dict[str, float] | None = None, count: int = 0) -> None:
-        self.sums: dict[str, float] = dict(sums or {})
+    def __init__(self, names: tuple[str, ...], sums: Any = None, count: int = 0) -> None:
+        self.names = tuple(names)
+        self.sums: Any = np.zeros(len(self.names), np.float32) if sums is None else np.asarray(sums, np.float32)
         self.count = count
-        self._pending: list[dict] = []
 
     def __len__(self) -> int:
-        return self.count + len(self._pending)
-
-    def add(self, metrics: dict) -> None:
-        self._pending.append(metrics)
-
-    def fold(self) -> None:
-        if not self._pending:
-            return
-        import jax
-
-        for metrics in jax.device_get(self._pending):
-            for key, value in metrics.items():
-                self.sums[key] = self.sums.get(key, 0.0) + float(value)
-        self.count += len(self._pending)
-        self._pending = []
+        return self.count
 
     def finite(self) -> bool:
-        self.fold()
-        return all(math.isfinite(v) for v in self.sums.values())
+        return bool(np.all(np.isfinite(np.asarray(self.sums))))
 
     def means(self) -> dict[str, float]:
-        self.fold()
-        return {k: v / self.count for k, v in self.sums.items()} if self.count else {}
+        if not self.count:
+            return {}
+        sums = np.asarray(self.sums, np.float64)
+        return {name: float(v) / self.count for name, v in zip(self.names, sums, strict=True)}
 
     def reset(self) -> None:
-        self.sums, self.count, self._pending = {}, 0, []
+        self.sums, self.count = np.zeros(len(self.names), np.float32), 0
 
     def state_dict(self) -> dict[str, Any]:
-        self.fold()
-        return {"sums": self.sums, "count": self.count}
+        return {"sums": np.asarray(self.sums, np.float32).tolist(), "count": self.count}
