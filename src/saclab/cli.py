@@ -184,13 +184,9 @@ def _plot_default(out: Path) -> None:
 
 def _default_x(run: Path) -> str:
     from saclab.plots import seed_dirs
+    from saclab.stats import curve_axis
 
-    first = seed_dirs(run)[0]
-    meta = json.loads((first / "config.json").read_text()) if (first / "config.json").exists() else {}
-    if meta.get("kind") == "offline":
-        return "epoch"
-    config = meta.get("config", {})
-    return "episode" if config.get("total_episodes") and not config.get("total_steps") else "step"
+    return curve_axis(seed_dirs(run)[0])
 
 
 def cmd_evaluate(argv: list[str]) -> int:
