@@ -158,13 +158,16 @@ def seconds_per_update(config: SACConfig) -> float:
 
     learner = Learner.from_config(config, env_spec(config.env))
     r = np.random.default_rng(0)
-    n, b, u = 4096, config.batch_size, 30
-    data = batch_from_numpy(r.normal(size=(n, learner.obs_dim)), r.integers(0, learner.num_actions, n),
-                            np.ones(n), r.normal(size=(n, learner.obs_dim)), np.zeros(n))
-    idx = r.integers(0, n, (u, b)).astype(np.int32)
+    n, b, u = 4096, config.batch_size, 100
+    data = jax.device_put(batch_from_numpy(r.normal(size=(n, learner.obs_dim)),
+                                           r.integers(0, learner.num_actions, n), np.ones(n),
+                                           r.normal(size=(n, learner.obs_dim)), np.zeros(n)))
+    idx = jax.device_put(r.integers(0, n, (u, b)).astype(np.int32))
     for _ in range(2):  # the first call compiles
+        state = init_state(learner, jax.random.PRNGKey(0))
+        jax.block_until_ready(state)
         start = time.perf_counter()
-        jax.block_until_ready(update_epoch(learner, init_state(learner, jax.random.PRNGKey(0)), data, idx)[1])
+        jax.block_until_ready(update_epoch(learner, state, data, idx)[1])
     return (time.perf_counter() - start) / u
 
 
