@@ -35,13 +35,15 @@ class OfflineArgs:
     seed: int = 0
     """First seed."""
     seeds: int = 1
-    """Number of seeds (seed, seed+1, ...), run in parallel processes."""
+    """Number of seeds (seed, seed+1, ...), run in parallel processes (or in one with --vmap)."""
     out: Path | None = None
     """Run directory (default runs/offline-ENV-TIME)."""
     resume: bool = False
     """Continue an interrupted run in --out from its checkpoint."""
     workers: int = 0
     """Parallel processes for several seeds (0 = one per core)."""
+    vmap: bool = False
+    """Train the seeds in one process with jax.vmap (the GPU path; on CPU, process parallelism is faster)."""
 
 
 @dataclass
@@ -141,6 +143,8 @@ def cmd_offline(argv: list[str]) -> int:
         raise SaclabError("--dataset FILE is required")
     if args.seeds < 1:
         raise SaclabError(f"--seeds must be >= 1, got {args.seeds}")
+    if args.vmap and args.workers:
+        raise SaclabError("--workers is for the process pool; --vmap trains all seeds in this process")
     dataset = Dataset.load(args.dataset)
     config = args.config
     if dataset.env_id and not _flag_given(argv, "--env"):
@@ -158,7 +162,14 @@ def cmd_offline(argv: list[str]) -> int:
                               "or choose another --out")
     print(f"saclab offline: {config.env}, {len(dataset)} transitions from {args.dataset}, preset {args.preset}, "
           f"cql_weight {config.cql_weight}, seeds {seeds} -> {out}", file=sys.stderr)
-    if len(seeds) == 1:
+    if args.vmap:
+        from saclab.vmap_seeds import train_offline_vmapped
+
+        for result in train_offline_vmapped(config, dataset, seeds, out, resume=args.resume):
+            s = result.summary
+            print(f"  done  {result.dir}: final {s['final_return']:.1f}, best {s['best_return']:.1f}",
+                  file=sys.stderr)
+    elif len(seeds) == 1:
         result = train_offline(config, dataset, seeds[0], out / f"seed-{seeds[0]}", resume=args.resume)
         _print({"run_dir": str(result.dir), **result.summary})
     else:

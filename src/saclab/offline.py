@@ -165,25 +165,17 @@ def train_offline(
     learner = Learner.from_config(config, spec)
     n = len(dataset)
     updates_per_epoch = n // config.batch_size
-    data_info = {"path": str(dataset.path) if dataset.path else None, "transitions": n,
-                 "sha256": dataset.fingerprint(), "env_id": dataset.env_id}
+    data_info = dataset_info(dataset)
     state = init_state(learner, jax.random.PRNGKey(seed))
     rng = np.random.default_rng(seed)
-    counters = {"epoch": 0, "updates": 0, "wall_time": 0.0}
+    counters = new_counters()
 
     checkpoint_dir = run_dir / "checkpoint"
     resumed = False
     if resume:
-        try:
-            checkpoint = resolve_checkpoint(run_dir)
-        except SaclabError:
-            checkpoint = None
-        if checkpoint is not None:
-            meta = load_meta(checkpoint)
-            _check_compatible(meta, config, seed, data_info, checkpoint)
-            state = load_state(checkpoint, state)
-            rng.bit_generator.state = meta["rng"]
-            counters = meta["counters"]
+        restored = restore_checkpoint(run_dir, config, seed, data_info, state, rng)
+        if restored is not None:
+            state, counters = restored
             resumed = True
 
     r_max = float(dataset.rewards.max())
@@ -196,8 +188,7 @@ def train_offline(
                                                            n, config.batch_size))
 
     run_dir.mkdir(parents=True, exist_ok=True)
-    write_json(run_dir / CONFIG_FILE, {"kind": KIND, "seed": seed, "config": config.to_dict(), "env": vars(spec),
-                                       "dataset": data_info, "saclab_version": __version__})
+    write_json(run_dir / CONFIG_FILE, run_config(config, seed, spec, data_info))
     log = RunLog(run_dir, tensorboard=tensorboard, resume_step=counters["updates"] if resumed else None)
     evaluator = Evaluator(config.env, config.offline_eval_episodes, config.max_episode_steps)
     bar = progress_bar(config.epochs, counters["epoch"], desc=f"offline seed {seed}", enabled=progress)
@@ -214,31 +205,23 @@ def train_offline(
             state, metrics = update_epoch(learner, state, data, indices)
             means = jax.device_get(jax.tree_util.tree_map(jnp.mean, metrics))  # the epoch's one host sync
             means = {k: float(v) for k, v in means.items()}
-            bad = sorted(k for k, v in means.items() if not math.isfinite(v))
+            bad = non_finite(means)
             if bad:
-                raise SaclabError(f"training diverged: non-finite {', '.join(bad)} in epoch {epoch} "
-                                  f"(last good checkpoint: epoch {counters['epoch']} in {checkpoint_dir})")
+                raise SaclabError(diverged_message(bad, epoch, counters["epoch"], checkpoint_dir))
             counters["epoch"] = epoch
             counters["updates"] += updates_per_epoch
             step = counters["updates"]
 
             returns = evaluator.run(greedy, evaluation_seed(seed, epoch))
-            overestimated = means["q_data"] > bound or means["q_greedy"] > bound
-            row = {"step": step, "epoch": epoch, **_return_stats(returns),
-                   "q_data": means["q_data"], "q_greedy": means["q_greedy"], "mc_return": mc_return,
-                   "q_bound": bound, "overestimated": overestimated,
-                   "time_s": round(time.perf_counter() - started, 3)}
+            row = evaluation_row(step, epoch, returns, means, mc_return, bound,
+                                 round(time.perf_counter() - started, 3))
             log.log_eval(row)
             log.log_metrics({"step": step, "epoch": epoch, **means})
-            if overestimated:
-                q = max(means["q_data"], means["q_greedy"])
-                _warn(bar, f"saclab: warning: epoch {epoch}: mean Q {q:.1f} exceeds r_max/(1-gamma) = "
-                           f"{bound:.1f} (overestimation)")
+            if row["overestimated"]:
+                _warn(bar, overestimation_message(epoch, means, bound))
 
             counters["wall_time"] = time.perf_counter() - started
-            meta = {"kind": KIND, "seed": seed, "config": config.to_dict(), "counters": counters,
-                    "rng": rng.bit_generator.state, "dataset": data_info, "saclab_version": __version__}
-            save_checkpoint(checkpoint_dir, state, meta)
+            save_checkpoint(checkpoint_dir, state, checkpoint_meta(config, seed, counters, rng, data_info))
             bar.update(1)
             bar.set_postfix(eval=f"{row['return_mean']:.1f}", q=f"{means['q_data']:.1f}")
             if on_epoch_end is not None:
@@ -249,12 +232,85 @@ def train_offline(
         evaluator.close()
 
     wall = time.perf_counter() - started
-    evaluations = read_evaluations(run_dir)
-    summary = summarize(evaluations, epochs=counters["epoch"], updates=counters["updates"], transitions=n,
-                        cql_weight=config.cql_weight, wall_time_s=round(wall, 2),
-                        updates_per_s=round(counters["updates"] / max(wall, 1e-9), 1))
-    write_result(run_dir, summary)
+    summary, evaluations = finish_run(run_dir, config, counters, n, wall)
     return RunResult(run_dir, config, seed, summary, evaluations, state, learner)
+
+
+# ---------------------------------------------------------------------------------------
+# The pieces of a run's records (shared with saclab.vmap_seeds)
+# ---------------------------------------------------------------------------------------
+def new_counters() -> dict[str, Any]:
+    """A fresh run's counters (saved in every checkpoint)."""
+    return {"epoch": 0, "updates": 0, "wall_time": 0.0}
+
+
+def dataset_info(dataset: Dataset) -> dict[str, Any]:
+    """The dataset's identity as recorded in config.json and checkpoints (the sha256 guards resume)."""
+    return {"path": str(dataset.path) if dataset.path else None, "transitions": len(dataset),
+            "sha256": dataset.fingerprint(), "env_id": dataset.env_id}
+
+
+def run_config(config: SACConfig, seed: int, spec: EnvSpec, data_info: dict[str, Any]) -> dict[str, Any]:
+    """The content of an offline run's config.json."""
+    return {"kind": KIND, "seed": seed, "config": config.to_dict(), "env": vars(spec),
+            "dataset": data_info, "saclab_version": __version__}
+
+
+def checkpoint_meta(config: SACConfig, seed: int, counters: dict[str, Any], rng: np.random.Generator,
+                    data_info: dict[str, Any]) -> dict[str, Any]:
+    """The meta.json of an offline checkpoint (what ``train_offline(resume=True)`` reads)."""
+    return {"kind": KIND, "seed": seed, "config": config.to_dict(), "counters": counters,
+            "rng": rng.bit_generator.state, "dataset": data_info, "saclab_version": __version__}
+
+
+def restore_checkpoint(run_dir: Path, config: SACConfig, seed: int, data_info: dict[str, Any], template: Any,
+                       rng: np.random.Generator) -> tuple[Any, dict[str, Any]] | None:
+    """Load ``run_dir``'s checkpoint, if any, after checking it fits: ``(state, counters)``, and
+    ``rng`` set to the saved permutation generator's state; None when there is no checkpoint."""
+    try:
+        checkpoint = resolve_checkpoint(run_dir)
+    except SaclabError:
+        return None
+    meta = load_meta(checkpoint)
+    _check_compatible(meta, config, seed, data_info, checkpoint)
+    state = load_state(checkpoint, template)
+    rng.bit_generator.state = meta["rng"]
+    return state, meta["counters"]
+
+
+def non_finite(means: dict[str, float]) -> list[str]:
+    """The names of the non-finite epoch means, sorted."""
+    return sorted(k for k, v in means.items() if not math.isfinite(v))
+
+
+def diverged_message(bad: list[str], epoch: int, last_epoch: int, checkpoint_dir: Path) -> str:
+    return (f"training diverged: non-finite {', '.join(bad)} in epoch {epoch} "
+            f"(last good checkpoint: epoch {last_epoch} in {checkpoint_dir})")
+
+
+def evaluation_row(step: int, epoch: int, returns: np.ndarray, means: dict[str, float], mc_return: float,
+                   bound: float, time_s: float) -> dict[str, Any]:
+    """One row of evaluations.csv: return statistics and the value diagnostics."""
+    overestimated = means["q_data"] > bound or means["q_greedy"] > bound
+    return {"step": step, "epoch": epoch, **_return_stats(returns),
+            "q_data": means["q_data"], "q_greedy": means["q_greedy"], "mc_return": mc_return,
+            "q_bound": bound, "overestimated": overestimated, "time_s": time_s}
+
+
+def overestimation_message(epoch: int, means: dict[str, float], bound: float) -> str:
+    q = max(means["q_data"], means["q_greedy"])
+    return f"saclab: warning: epoch {epoch}: mean Q {q:.1f} exceeds r_max/(1-gamma) = {bound:.1f} (overestimation)"
+
+
+def finish_run(run_dir: Path, config: SACConfig, counters: dict[str, Any], transitions: int, wall: float,
+               **extra: Any) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """Write result.json from the run's evaluations; returns (summary, evaluations)."""
+    evaluations = read_evaluations(run_dir)
+    summary = summarize(evaluations, epochs=counters["epoch"], updates=counters["updates"],
+                        transitions=transitions, cql_weight=config.cql_weight, wall_time_s=round(wall, 2),
+                        updates_per_s=round(counters["updates"] / max(wall, 1e-9), 1), **extra)
+    write_result(run_dir, summary)
+    return summary, evaluations
 
 
 def _warn(bar: Any, message: str) -> None:
