@@ -296,17 +296,30 @@ def answers(numbers: dict[str, Any]) -> list[Block]:
              f"critic ends at {_fmt(sac['q_data'])} on dataset actions and {_fmt(sac['q_greedy'])} on its own "
              f"greedy actions (the data's Monte Carlo return: {_fmt(sac['mc_return'])}, and no CartPole value can "
              f"exceed r_max/(1-γ) = {_fmt(bound)}). ")
+    gap = _relation(sac["final"]["iqm"], online["final"]["iqm"])
     if sac["q_greedy"] > bound or sac["q_data"] > bound:
         text += ("Offline SAC's values exceed what any policy can earn: with no new data to correct them, "
                  "errors on actions the dataset rarely shows are bootstrapped and grow (extrapolation error), "
-                 "and the actor follows them. Online, the same errors would be visited and corrected. ")
+                 "and the actor follows them; online, the agent would try those actions and correct them. ")
+    elif gap == "about the same as":
+        text += ("On these replay buffers offline SAC does about as well as the online agent: a learning agent's "
+                 "buffer holds its early, failing episodes as well as its good ones (action counts: " +
+                 ", ".join(f"{k}: {v['action_counts']}" for k, v in numbers["datasets"].items()
+                           if k.startswith("replay")) + "). ")
     else:
-        text += ("In this run offline SAC's values stay below the bound, so the gap comes less from divergence "
-                 "than from the fixed data: the policy cannot try the actions its critic is unsure about. ")
-    text += ("The online agent also chooses which states it sees; the offline agents only see the states the "
-             "online agent visited (dataset action counts: " +
-             ", ".join(f"{k}: {v['action_counts']}" for k, v in numbers["datasets"].items() if k.startswith("replay"))
-             + ").")
+        text += (f"Offline SAC ends {gap} the online agent while its values stay below the bound: the fixed data, "
+                 "not divergence, limits it here; the policy cannot try the actions its critic is unsure about. ")
+    if sac["q_data"] < 0.5 * sac["mc_return"]:
+        text += (f"Its critic is still far below the data's Monte Carlo return ({_fmt(sac['q_data'])} vs "
+                 f"{_fmt(sac['mc_return'])}): with this budget the values have not propagated through the "
+                 "episodes yet, and the greedy policy only needs their ordering. ")
+    expert_sac, expert_cql = g.get("expert/sac"), g.get("expert/cql")
+    if expert_sac and expert_cql:
+        text += (f"Narrow data shows what interaction buys: on the expert tier (one action per state, from a "
+                 f"greedy policy) offline SAC ends at {_fmt(expert_sac['final']['mean'])} with Q on its greedy "
+                 f"actions {_fmt(expert_sac['q_greedy'])} vs {_fmt(expert_sac['q_data'])} on the data's actions "
+                 f"(Monte Carlo {_fmt(expert_sac['mc_return'])}), where the online agent that produced the data "
+                 f"scores {_fmt(online['final']['mean'])}.")
     blocks.append(Block("p", text))
 
     # Q2
@@ -322,7 +335,9 @@ def answers(numbers: dict[str, Any]) -> list[Block]:
             tier_lines.append(f"{tier} data: SAC {_fmt(ts['final']['mean'])}, CQL {_fmt(tc['final']['mean'])} "
                               f"(data's mean episode return {_fmt(numbers['datasets'][tier]['return_mean'])})")
     if tier_lines:
-        text += "On the other datasets (final return, mean over seeds): " + "; ".join(tier_lines) + "."
+        seeds = len(numbers["plan"]["tier_seeds"])
+        text += (f"On the other datasets (final return, {seeds} seed{'s' if seeds > 1 else ''} each): "
+                 + "; ".join(tier_lines) + ".")
     blocks.append(Block("p", text))
 
     # Q3
