@@ -76,3 +76,16 @@ def test_prioritised_replay_runs(tmp_path):
     r = train_online(CONFIG.replace(total_steps=300, prioritized_replay=True), seed=0,
                      run_dir=tmp_path / "p", progress=False)
     assert r.summary["steps"] == 300
+
+
+def test_divergence_is_a_clear_error_and_keeps_the_last_checkpoint(tmp_path):
+    from saclab.errors import SaclabError
+
+    good = CONFIG.replace(total_steps=300)
+    train_online(good, seed=0, run_dir=tmp_path, progress=False)
+    before = (tmp_path / "checkpoint" / "state.safetensors").read_bytes()
+    bad = CONFIG.replace(total_steps=400, critic_lr=1e30, actor_lr=1e30, eval_every_episodes=2)
+    with pytest.raises(SaclabError, match="training diverged: non-finite loss"):
+        train_online(bad, seed=1, run_dir=tmp_path / "bad", progress=False)
+    assert (tmp_path / "checkpoint" / "state.safetensors").read_bytes() == before
+    assert not (tmp_path / "bad" / "checkpoint").exists()

@@ -158,9 +158,10 @@ def train_online(
 
     def check_finite() -> None:
         if not metrics_since_eval.finite():
-            raise SaclabError(
-                f"training diverged: non-finite loss before step {counters['step']} "
-                f"(last good checkpoint: step {counters['last_checkpoint_step']} in {checkpoint_dir})")
+            kept = (f"last good checkpoint: step {counters['last_checkpoint_step']} in {checkpoint_dir}"
+                    if counters["last_checkpoint_step"] else "no checkpoint was written yet")
+            raise SaclabError(f"training diverged: non-finite loss before step {counters['step']} ({kept}); "
+                              "try smaller learning rates")
 
     def evaluate() -> None:
         check_finite()
