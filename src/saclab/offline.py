@@ -198,6 +198,7 @@ def train_offline(
         return np.asarray(greedy_action(learner, state.actor_params, observations))
 
     try:
+        warned = False
         while counters["epoch"] < config.epochs:
             epoch = counters["epoch"] + 1
             indices = fixed_indices if fixed_indices is not None else jnp.asarray(
@@ -217,8 +218,9 @@ def train_offline(
                                  round(time.perf_counter() - started, 3))
             log.log_eval(row)
             log.log_metrics({"step": step, "epoch": epoch, **means})
-            if row["overestimated"]:
+            if row["overestimated"] and not warned:  # once per run; every epoch's flag is in the log
                 _warn(bar, overestimation_message(epoch, means, bound))
+                warned = True
 
             counters["wall_time"] = time.perf_counter() - started
             save_checkpoint(checkpoint_dir, state, checkpoint_meta(config, seed, counters, rng, data_info))
@@ -299,7 +301,8 @@ def evaluation_row(step: int, epoch: int, returns: np.ndarray, means: dict[str, 
 
 def overestimation_message(epoch: int, means: dict[str, float], bound: float) -> str:
     q = max(means["q_data"], means["q_greedy"])
-    return f"saclab: warning: epoch {epoch}: mean Q {q:.1f} exceeds r_max/(1-gamma) = {bound:.1f} (overestimation)"
+    return (f"saclab: warning: epoch {epoch}: mean Q {q:.1f} exceeds r_max/(1-gamma) = {bound:.1f} "
+            "(overestimation; the 'overestimated' column of evaluations.csv flags every epoch)")
 
 
 def finish_run(run_dir: Path, config: SACConfig, counters: dict[str, Any], transitions: int, wall: float,

@@ -173,6 +173,7 @@ def train_offline_vmapped(
             logs[s] = RunLog(run_dirs[s], tensorboard=tensorboard,
                              resume_step=counters[s]["updates"] if s in resumed else None)
         evaluator = Evaluator(config.env, config.offline_eval_episodes, config.max_episode_steps)
+        warned: set[int] = set()
         for epoch in range(epoch0 + 1, config.epochs + 1):
             if fixed_indices is not None:
                 indices = fixed_indices
@@ -203,8 +204,9 @@ def train_offline_vmapped(
                                      round(time.perf_counter() - started[s], 3))
                 logs[s].log_eval(row)
                 logs[s].log_metrics({"step": step, "epoch": epoch, **means})
-                if row["overestimated"]:
+                if row["overestimated"] and s not in warned:  # once per seed
                     _warn(bar, f"seed {s}: " + overestimation_message(epoch, means, bound))
+                    warned.add(s)
                 counters[s]["wall_time"] = time.perf_counter() - started[s]
                 save_checkpoint(run_dirs[s] / "checkpoint", _take(host_states, i),
                                 checkpoint_meta(config, s, counters[s], rngs[s], data_info))
