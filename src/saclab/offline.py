@@ -219,7 +219,7 @@ def train_offline(
             log.log_eval(row)
             log.log_metrics({"step": step, "epoch": epoch, **means})
             if row["overestimated"] and not warned:  # once per run; every epoch's flag is in the log
-                _warn(bar, overestimation_message(epoch, means, bound))
+                _warn(bar, overestimation_message(epoch, means, bound, run_dir))
                 warned = True
 
             counters["wall_time"] = time.perf_counter() - started
@@ -299,9 +299,10 @@ def evaluation_row(step: int, epoch: int, returns: np.ndarray, means: dict[str, 
             "q_bound": bound, "overestimated": overestimated, "time_s": time_s}
 
 
-def overestimation_message(epoch: int, means: dict[str, float], bound: float) -> str:
+def overestimation_message(epoch: int, means: dict[str, float], bound: float, run_dir: Path | None = None) -> str:
     q = max(means["q_data"], means["q_greedy"])
-    return (f"saclab: warning: epoch {epoch}: mean Q {q:.1f} exceeds r_max/(1-gamma) = {bound:.1f} "
+    where = f"{run_dir}: " if run_dir is not None else ""
+    return (f"saclab: warning: {where}epoch {epoch}: mean Q {q:.1f} exceeds r_max/(1-gamma) = {bound:.1f} "
             "(overestimation; the 'overestimated' column of evaluations.csv flags every epoch)")
 
 

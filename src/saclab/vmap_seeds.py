@@ -205,7 +205,7 @@ def train_offline_vmapped(
                 logs[s].log_eval(row)
                 logs[s].log_metrics({"step": step, "epoch": epoch, **means})
                 if row["overestimated"] and s not in warned:  # once per seed
-                    _warn(bar, f"seed {s}: " + overestimation_message(epoch, means, bound))
+                    _warn(bar, overestimation_message(epoch, means, bound, run_dirs[s]))
                     warned.add(s)
                 counters[s]["wall_time"] = time.perf_counter() - started[s]
                 save_checkpoint(run_dirs[s] / "checkpoint", _take(host_states, i),
