@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from saclab.errors import SaclabError
-from saclab.runlog import read_evaluations
+from saclab.runlog import read_evaluations, read_metrics
 
 THEORY_LINK = "https://github.com/saclab/saclab/blob/main/docs/theory.md"
 
@@ -134,7 +134,14 @@ def group_numbers(runs: list[str]) -> dict[str, Any]:
         values = [_last(e, key) for e in evals]
         numbers[key] = float(np.nanmean(values)) if not all(math.isnan(v) for v in values) else math.nan
     numbers["overestimated_runs"] = sum(any(r.get("overestimated") is True for r in e) for e in evals)
+    alphas = [m[-1]["alpha"] for m in (read_metrics(r) for r in runs) if m and "alpha" in m[-1]]
+    numbers["alpha"] = float(np.mean(alphas)) if alphas else math.nan
     return numbers
+
+
+def soft_bound(r_max: float, alpha: float, num_actions: int, gamma: float) -> float:
+    """The largest soft value at a fixed alpha: (r_max + alpha log|A|) / (1 - gamma)."""
+    return (r_max + alpha * math.log(num_actions)) / (1.0 - gamma)
 
 
 def online_q_numbers(run: str, gamma: float) -> dict[str, float]:
@@ -272,7 +279,9 @@ def _relation(a: float, b: float) -> str:
 
 def _compare(name_a: str, a: dict, name_b: str, b: dict, key: str = "final") -> str:
     va, vb = a[key]["iqm"], b[key]["iqm"]
-    if _overlap(a[key], b[key]):
+    if any(math.isnan(v) for v in (*a[key]["iqm_ci"], *b[key]["iqm_ci"])):
+        verdict = "with fewer than two seeds per agent there is no confidence interval, so this does not rank them"
+    elif _overlap(a[key], b[key]):
         verdict = "the 95% confidence intervals overlap, so this run does not separate them"
     else:
         verdict = f"the 95% confidence intervals do not overlap: **{name_a if va > vb else name_b} is better**"
@@ -297,7 +306,13 @@ def answers(numbers: dict[str, Any]) -> list[Block]:
              f"greedy actions (the data's Monte Carlo return: {_fmt(sac['mc_return'])}, and no CartPole value can "
              f"exceed r_max/(1-γ) = {_fmt(bound)}). ")
     gap = _relation(sac["final"]["iqm"], online["final"]["iqm"])
-    if sac["q_greedy"] > bound or sac["q_data"] > bound:
+    gamma = numbers["plan"]["offline"]["gamma"]
+    sac_soft = soft_bound(1.0, sac["alpha"], 2, gamma) if not math.isnan(sac["alpha"]) else bound
+    if sac["alpha"] > 0.05:
+        text += (f"These are soft values: offline SAC's α ended at {_fmt(sac['alpha'], 3)} and the online agents' at "
+                 f"{_fmt(online['alpha'], 3)}, and a soft value includes up to α·log|A|/(1-γ) of entropy bonus, so "
+                 f"the bound for offline SAC is (r_max + α log 2)/(1-γ) = {_fmt(sac_soft)}. ")
+    if sac["q_greedy"] > sac_soft or sac["q_data"] > sac_soft:
         text += ("Offline SAC's values exceed what any policy can earn: with no new data to correct them, "
                  "errors on actions the dataset rarely shows are bootstrapped and grow (extrapolation error), "
                  "and the actor follows them; online, the agent would try those actions and correct them. ")
@@ -328,6 +343,10 @@ def answers(numbers: dict[str, Any]) -> list[Block]:
     text += (f"CQL's critic ends at {_fmt(cql['q_data'])} on dataset actions vs {_fmt(sac['q_data'])} for offline "
              f"SAC (Monte Carlo {_fmt(cql['mc_return'])}): ")
     text += f"CQL's estimates are {_relation(cql['q_data'], sac['q_data'])} offline SAC's. "
+    if _relation(cql["q_data"], sac["q_data"]) == "higher than" and cql["alpha"] > 0.05:
+        text += (f"The CQL term logsumexp_a Q(s,a) − Q(s,a_data) does not change when every action's value shifts "
+                 f"by the same amount, so it cannot remove the entropy bonus that α (here {_fmt(cql['alpha'], 3)} at "
+                 "the end) adds to all actions alike; it only orders the actions. ")
     tier_lines = []
     for tier in numbers["plan"]["tiers"]:
         if f"{tier}/sac" in g and f"{tier}/cql" in g:
@@ -375,12 +394,12 @@ def answers(numbers: dict[str, Any]) -> list[Block]:
 
 def _table(numbers: dict[str, Any]) -> Block:
     header = ["agent / data", "n", "final mean", "final IQM [95% CI]", "best mean", "best IQM [95% CI]",
-              "Q(s,a_data)", "Q(s,greedy)", "MC return"]
+              "Q(s,a_data)", "Q(s,greedy)", "MC return", "α (final)"]
     rows = [header]
     for name, g in numbers["groups"].items():
         rows.append([name, g["n"], _fmt(g["final"]["mean"]), f"{_fmt(g['final']['iqm'])} {_ci(*g['final']['iqm_ci'])}",
                      _fmt(g["best"]["mean"]), f"{_fmt(g['best']['iqm'])} {_ci(*g['best']['iqm_ci'])}",
-                     _fmt(g["q_data"]), _fmt(g["q_greedy"]), _fmt(g["mc_return"])])
+                     _fmt(g["q_data"]), _fmt(g["q_greedy"]), _fmt(g["mc_return"]), _fmt(g["alpha"], 3)])
     return Block("table", rows)
 
 
