@@ -280,6 +280,11 @@ def main(argv: list[str] | None = None) -> int:
     except SaclabError as e:
         print(f"saclab {name}: error: {e}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # output piped into e.g. `head`: not an error
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except KeyboardInterrupt:
         print(f"saclab {name}: interrupted; the last checkpoint is kept (rerun with --resume to continue)",
               file=sys.stderr)
