@@ -89,3 +89,11 @@ def test_divergence_is_a_clear_error_and_keeps_the_last_checkpoint(tmp_path):
         train_online(bad, seed=1, run_dir=tmp_path / "bad", progress=False)
     assert (tmp_path / "checkpoint" / "state.safetensors").read_bytes() == before
     assert not (tmp_path / "bad" / "checkpoint").exists()
+
+
+def test_a_finished_run_extends_to_a_larger_budget(tmp_path):
+    short = train_online(CONFIG.replace(total_steps=300), seed=0, run_dir=tmp_path, progress=False)
+    longer = train_online(CONFIG.replace(total_steps=500), seed=0, run_dir=tmp_path, resume=True, progress=False)
+    assert short.summary["steps"] == 300 and longer.summary["steps"] == 500
+    steps = [row["step"] for row in longer.evaluations]
+    assert steps == sorted(steps) and steps[-1] == 500 and 300 in steps

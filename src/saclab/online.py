@@ -23,7 +23,15 @@ import jax
 import numpy as np
 
 from saclab import __version__
-from saclab.agent import METRIC_NAMES, Learner, SACState, init_state, online_step, sample_action_at
+from saclab.agent import (
+    METRIC_NAMES,
+    Learner,
+    SACState,
+    greedy_action,
+    init_state,
+    online_step,
+    sample_action_at,
+)
 from saclab.buffer import ReplayBuffer
 from saclab.checkpoint import BUFFER_FILE, load_meta, load_state, resolve_checkpoint, save_checkpoint, write_json
 from saclab.config import SACConfig
@@ -136,7 +144,7 @@ def train_online(
             if meta["env_rng"] is not None:
                 set_rng_state(env, meta["env_rng"])
             else:  # extending a finished run: it ended mid-episode, so a fresh episode begins
-                env.reset(seed=seed + counters["step"])
+                set_rng_state(env, np.random.default_rng([seed, counters["step"]]).bit_generator.state)
             resumed = True
 
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -147,7 +155,7 @@ def train_online(
     obs, _ = env.reset() if resumed else env.reset(seed=seed)
 
     def greedy(observations: np.ndarray) -> np.ndarray:
-        return np.asarray(_greedy(learner, state.actor_params, observations))
+        return np.asarray(greedy_action(learner, state.actor_params, observations))
 
     bar = progress_bar(_budget(config), counters["step"] if config.total_steps else counters["episode"],
                        desc=f"online seed {seed}", enabled=progress)
@@ -253,12 +261,6 @@ def train_online(
                         wall_time_s=round(wall, 2), steps_per_s=round(counters["step"] / max(wall, 1e-9), 1))
     write_result(run_dir, summary)
     return RunResult(run_dir, config, seed, summary, evaluations, state, learner)
-
-
-def _greedy(learner: Learner, actor_params: Any, observations: np.ndarray) -> Any:
-    from saclab.agent import greedy_action
-
-    return greedy_action(learner, actor_params, observations)
 
 
 def _return_stats(returns: np.ndarray) -> dict[str, float]:
