@@ -89,7 +89,6 @@ class ReplayBuffer:
         self.priority_eps = priority_eps
         self.tree = SumTree(capacity) if prioritized else None
         self.max_priority = 1.0
-        self._last_indices: np.ndarray | None = None
 
     def __len__(self) -> int:
         return self.size
@@ -122,7 +121,6 @@ class ReplayBuffer:
         probs = self.tree.get(indices) / total
         weights = (self.size * probs) ** (-self.importance_exponent)
         weights /= weights.max()
-        self._last_indices = indices
         return indices, weights.astype(np.float32)
 
     def gather(self, indices: np.ndarray, weights: np.ndarray | None = None,

@@ -92,14 +92,23 @@ def save_checkpoint(
     return final
 
 
-def resolve_checkpoint(path: str | os.PathLike) -> Path:
-    """The checkpoint directory for a run dir or a checkpoint dir (falls back to an
-    interrupted swap's ``.old``)."""
+def find_checkpoint(path: str | os.PathLike) -> Path | None:
+    """The checkpoint directory for a run dir or a checkpoint dir (falling back to an
+    interrupted swap's ``.old``), or None if there is none (a run that starts fresh)."""
     path = Path(path)
     for candidate in (path, path / "checkpoint", path.with_name(path.name + ".old"),
                       path / "checkpoint.old"):
         if (candidate / META_FILE).is_file() and (candidate / STATE_FILE).is_file():
             return candidate
+    return None
+
+
+def resolve_checkpoint(path: str | os.PathLike) -> Path:
+    """Like ``find_checkpoint``, but a missing checkpoint is an error."""
+    path = Path(path)
+    found = find_checkpoint(path)
+    if found is not None:
+        return found
     if not path.exists():
         raise SaclabError(f"checkpoint not found: {path}")
     raise SaclabError(f"no checkpoint in {path} (expected {META_FILE} and {STATE_FILE})")

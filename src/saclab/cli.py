@@ -29,11 +29,10 @@ T = TypeVar("T")
 # ---------------------------------------------------------------------------------------
 # Argument dataclasses
 # ---------------------------------------------------------------------------------------
-@dataclass
-class TrainArgs:
-    """Train discrete SAC online (one run per seed, seeds in parallel processes)."""
+@dataclass(kw_only=True)
+class RunArgs:
+    """What every training command shares: preset, seeds, run directory, resume, workers."""
 
-    config: SACConfig
     preset: PresetName = "default"
     """Hyperparameter preset; the flags below override it."""
     seed: int = 0
@@ -41,11 +40,18 @@ class TrainArgs:
     seeds: int = 1
     """Number of seeds (seed, seed+1, ...), run in parallel processes."""
     out: Path | None = None
-    """Run directory (default runs/online-ENV-TIME)."""
+    """Run directory (default runs/KIND-ENV-TIME)."""
     resume: bool = False
     """Continue an interrupted run in --out from its checkpoint."""
     workers: int = 0
     """Parallel processes for several seeds (0 = one per core)."""
+
+
+@dataclass(kw_only=True)
+class TrainArgs(RunArgs):
+    """Train discrete SAC online (one run per seed, seeds in parallel processes)."""
+
+    config: SACConfig
 
 
 @dataclass

@@ -15,7 +15,7 @@ from typing import Annotated, Literal
 
 import tyro
 
-from saclab.cli import PresetName, _plot_default, _print, _report_outcome, _with_preset, parse
+from saclab.cli import RunArgs, _plot_default, _print, _report_outcome, _with_preset, parse
 from saclab.config import SACConfig
 from saclab.errors import SaclabError
 
@@ -23,25 +23,13 @@ from saclab.errors import SaclabError
 # ---------------------------------------------------------------------------------------
 # Argument dataclasses
 # ---------------------------------------------------------------------------------------
-@dataclass
-class OfflineArgs:
+@dataclass(kw_only=True)
+class OfflineArgs(RunArgs):
     """Train discrete SAC offline on a dataset (CQL-SAC with --cql-weight > 0); one run per seed."""
 
     config: SACConfig
     dataset: Path | None = None
     """Dataset file (saclab HDF5: `saclab collect`, an online run's replay.h5, `saclab dataset import`)."""
-    preset: PresetName = "default"
-    """Hyperparameter preset; the flags below override it."""
-    seed: int = 0
-    """First seed."""
-    seeds: int = 1
-    """Number of seeds (seed, seed+1, ...), run in parallel processes (or in one with --vmap)."""
-    out: Path | None = None
-    """Run directory (default runs/offline-ENV-TIME)."""
-    resume: bool = False
-    """Continue an interrupted run in --out from its checkpoint."""
-    workers: int = 0
-    """Parallel processes for several seeds (0 = one per core)."""
     vmap: bool = False
     """Train the seeds in one process with jax.vmap (the GPU path; on CPU, process parallelism is faster)."""
 

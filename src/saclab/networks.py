@@ -10,7 +10,6 @@ from collections.abc import Sequence
 
 import flax.linen as nn
 import jax
-import jax.numpy as jnp
 
 
 class MLP(nn.Module):
@@ -56,7 +55,3 @@ class TwinCritic(nn.Module):
         )
         return ensemble(self.hidden_sizes, self.num_actions)(obs)
 
-
-def greedy_action(logits: jax.Array) -> jax.Array:
-    """The policy's most probable action (evaluation)."""
-    return jnp.argmax(logits, axis=-1)

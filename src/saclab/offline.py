@@ -42,7 +42,7 @@ import numpy as np
 
 from saclab import __version__
 from saclab.agent import Batch, Learner, batch_from_numpy, greedy_action, init_state, update_epoch
-from saclab.checkpoint import load_meta, load_state, resolve_checkpoint, save_checkpoint, write_json
+from saclab.checkpoint import find_checkpoint, load_meta, load_state, save_checkpoint, write_json
 from saclab.config import SACConfig
 from saclab.data import Dataset
 from saclab.envs import EnvSpec, env_spec
@@ -269,9 +269,8 @@ def restore_checkpoint(run_dir: Path, config: SACConfig, seed: int, data_info: d
                        rng: np.random.Generator) -> tuple[Any, dict[str, Any]] | None:
     """Load ``run_dir``'s checkpoint, if any, after checking it fits: ``(state, counters)``, and
     ``rng`` set to the saved permutation generator's state; None when there is no checkpoint."""
-    try:
-        checkpoint = resolve_checkpoint(run_dir)
-    except SaclabError:
+    checkpoint = find_checkpoint(run_dir)
+    if checkpoint is None:
         return None
     meta = load_meta(checkpoint)
     _check_compatible(meta, config, seed, data_info, checkpoint)

@@ -33,7 +33,7 @@ from saclab.agent import (
     sample_action_at,
 )
 from saclab.buffer import ReplayBuffer
-from saclab.checkpoint import BUFFER_FILE, load_meta, load_state, resolve_checkpoint, save_checkpoint, write_json
+from saclab.checkpoint import BUFFER_FILE, find_checkpoint, load_meta, load_state, save_checkpoint, write_json
 from saclab.config import SACConfig
 from saclab.envs import make_env, rng_state, set_rng_state
 from saclab.errors import SaclabError
@@ -124,10 +124,7 @@ def train_online(
     checkpoint_dir = run_dir / "checkpoint"
     resumed = False
     if resume:
-        try:
-            checkpoint = resolve_checkpoint(run_dir)
-        except SaclabError:
-            checkpoint = None
+        checkpoint = find_checkpoint(run_dir)
         if checkpoint is not None:
             meta = load_meta(checkpoint)
             _check_compatible(meta, config, seed, checkpoint)
@@ -290,11 +287,9 @@ def _check_compatible(meta: dict, config: SACConfig, seed: int, checkpoint: Path
 
 def check_resumable(run_dir: str | Path, config: SACConfig, seed: int) -> None:
     """Raise a one-line error if ``run_dir`` holds a checkpoint that ``config``/``seed`` cannot continue."""
-    try:
-        checkpoint = resolve_checkpoint(run_dir)
-    except SaclabError:
-        return  # nothing to resume: the run starts fresh
-    _check_compatible(load_meta(checkpoint), config, seed, checkpoint)
+    checkpoint = find_checkpoint(run_dir)
+    if checkpoint is not None:  # otherwise the run starts fresh
+        _check_compatible(load_meta(checkpoint), config, seed, checkpoint)
 
 
 def _finished(run_dir: Path, config: SACConfig, seed: int) -> RunResult:

@@ -9,7 +9,7 @@ from pathlib import Path
 import jax
 import numpy as np
 
-from saclab.agent import Learner, SACState, action_log_probs, greedy_action, init_state, q_values
+from saclab.agent import Learner, SACState, action_log_probs, greedy_action, init_state, q_values, sample_action
 from saclab.checkpoint import load_meta, load_state, resolve_checkpoint
 from saclab.config import SACConfig
 from saclab.envs import env_spec
@@ -46,8 +46,7 @@ class Policy:
             return np.asarray(greedy_action(self.learner, self.state.actor_params, obs))
         if key is None:
             raise SaclabError("sampling actions needs a key")
-        logits = action_log_probs(self.learner, self.state.actor_params, obs)
-        return np.asarray(jax.random.categorical(key, logits, axis=-1))
+        return np.asarray(sample_action(self.learner, self.state.actor_params, obs, key))
 
     def probabilities(self, obs: np.ndarray) -> np.ndarray:
         obs = np.atleast_2d(np.asarray(obs, np.float32))
