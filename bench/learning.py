@@ -18,8 +18,8 @@ import tempfile
 from pathlib import Path
 
 from saclab.config import SACConfig, preset
-from saclab.runlog import read_evaluations
-from saclab.sweep import run_jobs, seed_jobs
+from saclab.launch.sweep import run_jobs, seed_jobs
+from saclab.runs.runlog import read_evaluations
 
 
 def parse_set(items: list[str], base: SACConfig) -> SACConfig:

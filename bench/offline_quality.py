@@ -15,11 +15,11 @@ import argparse
 import tempfile
 from pathlib import Path
 
-from saclab.collect import collect_tier
+from saclab.analysis.report import group_numbers
 from saclab.config import preset
-from saclab.online import train_online
-from saclab.report import group_numbers
-from saclab.sweep import Job, run_jobs
+from saclab.data.collect import collect_tier
+from saclab.launch.sweep import Job, run_jobs
+from saclab.runs.online import train_online
 
 
 def main() -> None:

@@ -22,19 +22,19 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).parent))
 from update_speed import online_rate  # noqa: E402
 
-from saclab.agent import Learner, init_state  # noqa: E402
-from saclab.envs import EnvSpec  # noqa: E402
-from saclab.evaluate import Evaluator  # noqa: E402
+from saclab.core.agent import Learner, init_state  # noqa: E402
+from saclab.core.types import EnvSpec  # noqa: E402
+from saclab.envs.evaluate import Evaluator  # noqa: E402
+from saclab.launch.study import EPISODE_CAP, offline_jobs, plan_study, seconds_per_update  # noqa: E402
 from saclab.runtime import enable_compilation_cache  # noqa: E402
-from saclab.study import EPISODE_CAP, offline_jobs, plan_study, seconds_per_update  # noqa: E402
 
 
 def eval_seconds(episodes: int) -> float:
     """One greedy evaluation of ``episodes`` episodes kept at the 200-step cap."""
     import jax
 
-    from saclab.agent import greedy_action
     from saclab.config import preset
+    from saclab.core.agent import greedy_action
 
     learner = Learner.from_config(preset("notebook"), EnvSpec("CartPole-v1", 4, 2))
     params = init_state(learner, jax.random.PRNGKey(0)).actor_params

@@ -33,9 +33,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from saclab.agent import Learner, batch_from_numpy, init_state, update_epoch
 from saclab.config import preset
-from saclab.envs import EnvSpec
+from saclab.core.agent import Learner, batch_from_numpy, init_state, update_epoch
+from saclab.core.types import EnvSpec
 from saclab.runtime import enable_compilation_cache
 
 OBS, ACTIONS, HIDDEN, BATCH = 4, 2, 256, 100
@@ -111,7 +111,7 @@ def scan_rate(cql_weight: float, n_updates: int, repeats: int) -> float:
 def online_rate(steps: int) -> float:
     """Online steps/s of train_online with the notebook configuration (difference of two runs
     removes compile/trace time; evaluation is kept rare)."""
-    from saclab.online import train_online
+    from saclab.runs.online import train_online
 
     config = preset("notebook").replace(total_episodes=0, total_steps=1, eval_every_episodes=10_000, eval_episodes=1,
                                         checkpoint_every_steps=0, max_episode_steps=200)

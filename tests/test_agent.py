@@ -2,10 +2,10 @@ import jax
 import numpy as np
 import pytest
 
-from saclab.agent import Learner, batch_from_numpy, init_state, update, update_epoch
-from saclab.checkpoint import pytree_to_arrays
 from saclab.config import preset
-from saclab.envs import EnvSpec
+from saclab.core.agent import Learner, batch_from_numpy, init_state, update, update_epoch
+from saclab.core.types import EnvSpec
+from saclab.runs.checkpoint import pytree_to_arrays
 
 SPEC = EnvSpec("CartPole-v1", obs_dim=4, num_actions=2)
 

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from saclab.buffer import ReplayBuffer, SumTree
+from saclab.data.buffer import ReplayBuffer, SumTree
 from saclab.errors import SaclabError
 
 

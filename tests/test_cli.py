@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from saclab.cli import main
+from saclab.cli.main import main
 
 
 def run(capsys, *argv):

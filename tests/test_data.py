@@ -4,7 +4,7 @@ import h5py
 import numpy as np
 import pytest
 
-from saclab.data import ARRAYS, Dataset
+from saclab.data.dataset import ARRAYS, Dataset
 from saclab.errors import SaclabError
 
 
@@ -138,7 +138,7 @@ def test_discounted_returns_by_hand():
 
 def test_minari_round_trip(tmp_path):
     pytest.importorskip("minari")
-    from saclab.minari_io import export_minari, import_minari
+    from saclab.data.minari_io import export_minari, import_minari
 
     d = make_dataset()
     path = export_minari(d, "saclab/test-roundtrip-v0", root=tmp_path / "minari")
@@ -160,7 +160,7 @@ def test_minari_round_trip(tmp_path):
 
 def test_minari_episodes_keep_terminations_and_truncations_apart(tmp_path):
     minari = pytest.importorskip("minari")
-    from saclab.minari_io import export_minari
+    from saclab.data.minari_io import export_minari
 
     path = export_minari(make_dataset(), "saclab/test-episodes-v0", root=tmp_path)
     episodes = list(minari.MinariDataset(path / "data").iterate_episodes())

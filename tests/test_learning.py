@@ -1,7 +1,7 @@
 """The agent learns: the default preset solves CartPole-v1's 195 threshold within a small step budget."""
 
 from saclab.config import preset
-from saclab.online import train_online
+from saclab.runs.online import train_online
 
 
 def test_default_preset_learns_cartpole(tmp_path):

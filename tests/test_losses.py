@@ -7,7 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from saclab import losses
+from saclab.core import losses
 
 LOG_P = jnp.log(jnp.array([[0.25, 0.75]]))  # one state, pi = (0.25, 0.75)
 Q_NEXT = jnp.array([[[1.0, 2.0]], [[3.0, 0.0]]])  # (K=2, B=1, A=2): min over critics = (1, 0)

@@ -5,13 +5,13 @@ import json
 import numpy as np
 import pytest
 
-from saclab.checkpoint import pytree_to_arrays
-from saclab.cli import main
-from saclab.collect import collect, collect_tier
+from saclab.cli.main import main
 from saclab.config import preset
-from saclab.data import Dataset
+from saclab.data.collect import collect, collect_tier
+from saclab.data.dataset import Dataset
 from saclab.errors import SaclabError
-from saclab.offline import (
+from saclab.runs.checkpoint import pytree_to_arrays
+from saclab.runs.offline import (
     device_batch,
     epoch_indices,
     notebook_epoch_indices,

@@ -15,9 +15,9 @@ The whole file takes about 8 s on one core with a cold compilation cache.
 import numpy as np
 import pytest
 
-from saclab.collect import collect
 from saclab.config import preset
-from saclab.offline import train_offline
+from saclab.data.collect import collect
+from saclab.runs.offline import train_offline
 
 CONFIG = preset("test").replace(
     hidden_sizes=(64, 64), batch_size=256, actor_lr=1e-3, critic_lr=1e-3, alpha_lr=1e-3,

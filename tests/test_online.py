@@ -3,9 +3,9 @@ import json
 import numpy as np
 import pytest
 
-from saclab.checkpoint import pytree_to_arrays
 from saclab.config import preset
-from saclab.online import train_online
+from saclab.runs.checkpoint import pytree_to_arrays
+from saclab.runs.online import train_online
 
 CONFIG = preset("test").replace(total_steps=900, checkpoint_every_steps=300, eval_every_episodes=4)
 

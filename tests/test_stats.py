@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 from scipy import stats as sps
 
-from saclab import stats
+from saclab.analysis import stats
 from saclab.errors import SaclabError
-from saclab.runlog import write_result
+from saclab.runs.runlog import write_result
 
 SAMPLE = np.array([12.0, 480.0, 35.0, 500.0, 210.0, 95.0, 500.0])
 

@@ -5,10 +5,10 @@ import json
 
 import pytest
 
-from saclab.cli import main
+from saclab.cli.main import main
 from saclab.config import preset
-from saclab.runlog import read_evaluations
-from saclab.study import StudyPlan, offline_jobs, online_jobs, plan_study, run_study
+from saclab.launch.study import StudyPlan, offline_jobs, online_jobs, plan_study, run_study
+from saclab.runs.runlog import read_evaluations
 
 
 def tiny_plan() -> StudyPlan:

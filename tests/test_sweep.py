@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from saclab import sweep as sw
-from saclab.cli import main
+from saclab.cli.main import main
 from saclab.config import preset
 from saclab.errors import SaclabError
-from saclab.sweep import Experiment, Job, parse_grid, run_jobs
+from saclab.launch import sweep as sw
+from saclab.launch.sweep import Experiment, Job, parse_grid, run_jobs
 
 BASE = preset("test").replace(total_steps=200, checkpoint_every_steps=60)
 GRID = {"tau": [0.005, 0.01]}
@@ -117,7 +117,8 @@ def test_ray_backend_gives_the_same_runs(reference, tmp_path):
 
 KILLER = textwrap.dedent("""
     import os, sys
-    from saclab import runlog, sweep
+    from saclab.launch import sweep
+    from saclab.runs import runlog
     from saclab.config import preset
 
     victim, log_eval = sys.argv[2], runlog.RunLog.log_eval

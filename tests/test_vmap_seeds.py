@@ -7,17 +7,17 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from saclab.agent import Learner, init_state
-from saclab.checkpoint import pytree_to_arrays
-from saclab.cli import main
-from saclab.collect import collect
+from saclab.cli.main import main
 from saclab.config import preset
-from saclab.data import Dataset
-from saclab.envs import env_spec
+from saclab.core.agent import Learner, init_state
+from saclab.data.collect import collect
+from saclab.data.dataset import Dataset
+from saclab.envs.make import env_spec
 from saclab.errors import SaclabError
-from saclab.offline import train_offline
-from saclab.runlog import read_metrics
-from saclab.vmap_seeds import train_offline_vmapped
+from saclab.runs.checkpoint import pytree_to_arrays
+from saclab.runs.offline import train_offline
+from saclab.runs.runlog import read_metrics
+from saclab.runs.vmap_seeds import train_offline_vmapped
 
 CONFIG = preset("test")  # 2 epochs, batch 64, 4 evaluation episodes of at most 100 steps
 SEEDS = (0, 1)

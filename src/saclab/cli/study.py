@@ -9,7 +9,7 @@ from typing import Annotated, Literal
 
 import tyro
 
-from saclab.cli import parse
+from saclab.cli.main import parse
 from saclab.errors import SaclabError
 
 
@@ -42,7 +42,7 @@ class ReportArgs:
 
 
 def cmd_study(argv: list[str]) -> int:
-    from saclab.study import plan_study, run_study
+    from saclab.launch.study import plan_study, run_study
 
     args = parse(StudyArgs, argv, "saclab study")
     if args.workers < 0:
@@ -55,8 +55,8 @@ def cmd_study(argv: list[str]) -> int:
 
 
 def cmd_report(argv: list[str]) -> int:
-    from saclab.report import write_report
-    from saclab.study import PLAN_FILE
+    from saclab.analysis.report import write_report
+    from saclab.launch.study import PLAN_FILE
 
     args = parse(ReportArgs, argv, "saclab report")
     if not (args.study / PLAN_FILE).is_file():

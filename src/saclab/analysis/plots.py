@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from saclab.errors import SaclabError
-from saclab.runlog import read_evaluations
+from saclab.runs.runlog import read_evaluations
 
 
 def seed_dirs(run_dir: str | os.PathLike) -> list[Path]:

@@ -6,21 +6,11 @@ saclab handles any environment with a ``Discrete`` action space and a flat
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import gymnasium as gym
 import numpy as np
 
+from saclab.core.types import EnvSpec
 from saclab.errors import SaclabError
-
-
-@dataclass(frozen=True)
-class EnvSpec:
-    """What the networks need to know about an environment."""
-
-    env_id: str
-    obs_dim: int
-    num_actions: int
 
 
 def _make(env_id: str, **kwargs) -> gym.Env:

@@ -67,12 +67,12 @@ class JobOutcome:
 def run_job(job: Job, progress: bool | None = False) -> dict[str, Any]:
     """Run (or resume, or skip if finished) one job in this process; returns its summary."""
     if job.kind == "online":
-        from saclab.online import train_online
+        from saclab.runs.online import train_online
 
         result = train_online(job.config, job.seed, job.run_dir, resume=True, progress=progress)
     elif job.kind == "offline":
-        from saclab.data import Dataset
-        from saclab.offline import train_offline
+        from saclab.data.dataset import Dataset
+        from saclab.runs.offline import train_offline
 
         if job.dataset is None:
             raise SaclabError("an offline job needs a dataset")
@@ -113,7 +113,7 @@ def run_jobs(
     ``"local"``: a process pool of ``workers`` (default one per core), one
     single-threaded run per process; ``workers=1`` runs the jobs one after
     the other in this process.  ``"ray"``: one Ray task per job
-    (``saclab.ray_backend``; ``address`` names a cluster, None starts a local
+    (``saclab.launch.ray_backend``; ``address`` names a cluster, None starts a local
     instance).  ``on_done(outcome)`` is called as each job finishes.
     """
     if backend == "local":
@@ -121,7 +121,7 @@ def run_jobs(
             raise SaclabError("--address is for the ray backend only")
         return _run_local(jobs, workers or default_workers(), on_done)
     if backend == "ray":
-        from saclab.ray_backend import run_ray
+        from saclab.launch.ray_backend import run_ray
 
         return run_ray(jobs, address=address, on_done=on_done)
     raise SaclabError(f"unknown backend {backend!r} (choose local or ray)")
@@ -414,8 +414,8 @@ class Experiment:
 
     def save(self, out: str | os.PathLike) -> Path:
         """Write ``out/sweep.json`` atomically."""
-        from saclab import __version__
-        from saclab.checkpoint import write_json
+        from saclab.runs.checkpoint import write_json
+        from saclab.version import __version__
 
         out = Path(out)
         out.mkdir(parents=True, exist_ok=True)
@@ -492,7 +492,7 @@ def sweep(
     if experiment.dataset is not None and not Path(experiment.dataset).is_file():
         raise SaclabError(f"dataset not found: {experiment.dataset}")
     if backend == "ray":
-        from saclab.ray_backend import import_ray
+        from saclab.launch.ray_backend import import_ray
 
         import_ray()  # a missing Ray is an error before anything is written
     prepare(experiment, out)

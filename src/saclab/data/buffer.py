@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 from safetensors.numpy import load_file, save_file
 
-from saclab.agent import Batch, batch_from_numpy
+from saclab.core.agent import Batch, batch_from_numpy
 from saclab.errors import SaclabError
 
 FIELDS = ("obs", "actions", "rewards", "next_obs", "terminated", "truncated")

@@ -22,8 +22,8 @@ from typing import Any
 import jax
 import numpy as np
 
-from saclab import __version__
-from saclab.agent import (
+from saclab.version import __version__
+from saclab.core.agent import (
     METRIC_NAMES,
     Learner,
     SACState,
@@ -32,13 +32,13 @@ from saclab.agent import (
     online_step,
     sample_action_at,
 )
-from saclab.buffer import ReplayBuffer
-from saclab.checkpoint import BUFFER_FILE, find_checkpoint, load_meta, load_state, save_checkpoint, write_json
+from saclab.data.buffer import ReplayBuffer
+from saclab.runs.checkpoint import BUFFER_FILE, find_checkpoint, load_meta, load_state, save_checkpoint, write_json
 from saclab.config import SACConfig
-from saclab.envs import make_env, rng_state, set_rng_state
+from saclab.envs.make import make_env, rng_state, set_rng_state
 from saclab.errors import SaclabError
-from saclab.evaluate import Evaluator
-from saclab.runlog import CONFIG_FILE, MetricAccumulator, RunLog, read_evaluations, read_result, write_result
+from saclab.envs.evaluate import Evaluator
+from saclab.runs.runlog import CONFIG_FILE, MetricAccumulator, RunLog, read_evaluations, read_result, write_result
 from saclab.runtime import enable_compilation_cache, progress_bar
 
 REPLAY_DATASET = "replay.h5"
@@ -250,7 +250,7 @@ def train_online(
 
     wall = time.perf_counter() - started
     if save_replay:
-        from saclab.data import Dataset
+        from saclab.data.dataset import Dataset
 
         Dataset.from_buffer(buffer, config, seed, source="online replay buffer").save(run_dir / REPLAY_DATASET)
     evaluations = read_evaluations(run_dir)

@@ -7,7 +7,7 @@
 3. offline SAC and CQL (the notebook's TRADEOFF_FACTOR, 5) on the replay
    datasets, and on each tier;
 4. a CQL-weight sweep on the replay datasets;
-5. the report (``saclab.report``).
+5. the report (``saclab.analysis.report``).
 
 Every run is resumable and finished runs are skipped, so running the same
 study again continues where it stopped.  The layout::
@@ -31,10 +31,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from saclab.checkpoint import write_json
 from saclab.config import NOTEBOOK_CQL_WEIGHT, SACConfig, preset
 from saclab.errors import SaclabError
-from saclab.sweep import Job, JobOutcome, run_jobs
+from saclab.launch.sweep import Job, JobOutcome, run_jobs
+from saclab.runs.checkpoint import write_json
 
 PLAN_FILE = "study.json"
 EPISODE_CAP = 200  # the notebook's STEPS_PER_EPISODE
@@ -153,8 +153,8 @@ def seconds_per_update(config: SACConfig) -> float:
     import jax
     import numpy as np
 
-    from saclab.agent import Learner, batch_from_numpy, init_state, update_epoch
-    from saclab.envs import env_spec
+    from saclab.core.agent import Learner, batch_from_numpy, init_state, update_epoch
+    from saclab.envs.make import env_spec
 
     learner = Learner.from_config(config, env_spec(config.env))
     r = np.random.default_rng(0)
@@ -226,7 +226,7 @@ def _load_or_write_plan(plan: StudyPlan, out: Path) -> None:
 def run_study(plan: StudyPlan, out: str | Path, backend: str = "local", workers: int | None = None,
               address: str | None = None) -> Path:
     """Run (or resume) every phase of the study, then write the report; returns the report path."""
-    from saclab.sweep import default_workers
+    from saclab.launch.sweep import default_workers
 
     out = Path(out)
     _load_or_write_plan(plan, out)
@@ -251,7 +251,7 @@ def run_study(plan: StudyPlan, out: str | Path, backend: str = "local", workers:
     _require_all(run_jobs(jobs, backend, workers, address, on_done=_progress(len(jobs), "offline")), "offline")
 
     _log("phase 4/4: report")
-    from saclab.report import write_report
+    from saclab.analysis.report import write_report
 
     report = write_report(out)
     _log(f"done in {(time.perf_counter() - started) / 60:.1f} min: {report}")
@@ -267,14 +267,14 @@ def _require_all(outcomes: list[JobOutcome], phase: str) -> None:
 
 def best_online_run(plan: StudyPlan, out: Path) -> Path:
     """The online seed with the highest final evaluation (the expert for the tiers)."""
-    from saclab.runlog import read_result
+    from saclab.runs.runlog import read_result
 
     runs = [out / "online" / f"seed-{s}" for s in plan.online_seeds]
     return max(runs, key=lambda r: ((read_result(r) or {}).get("final_return", float("-inf")), -runs.index(r)))
 
 
 def make_tier_datasets(plan: StudyPlan, out: Path) -> None:
-    from saclab.collect import collect_tier
+    from saclab.data.collect import collect_tier
 
     expert = best_online_run(plan, out)
     for tier in plan.tiers:

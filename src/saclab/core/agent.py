@@ -26,10 +26,10 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from saclab import losses
 from saclab.config import SACConfig
-from saclab.envs import EnvSpec
-from saclab.networks import Actor, TwinCritic
+from saclab.core import losses
+from saclab.core.networks import Actor, TwinCritic
+from saclab.core.types import EnvSpec
 
 
 class Batch(NamedTuple):

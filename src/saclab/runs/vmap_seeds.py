@@ -3,7 +3,7 @@
 On a GPU one seed's epoch (a ``lax.scan`` of small-MLP updates) leaves most of
 the device idle; ``jax.vmap`` over the seeds turns every matmul of an update
 into a batched one, so S seeds cost little more than one.  On a CPU, one
-single-threaded process per seed (``saclab.sweep.run_jobs``) is faster.
+single-threaded process per seed (``saclab.launch.sweep.run_jobs``) is faster.
 
 Each seed's run is the one ``train_offline`` gives for that seed: the same
 ``PRNGKey(seed)`` initial state, the same minibatch permutations (its own
@@ -30,13 +30,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from saclab.agent import Batch, Learner, SACState, _update, greedy_action, init_state
-from saclab.checkpoint import save_checkpoint, write_json
+from saclab.core.agent import Batch, Learner, SACState, _update, greedy_action, init_state
+from saclab.runs.checkpoint import save_checkpoint, write_json
 from saclab.config import SACConfig
-from saclab.data import Dataset
+from saclab.data.dataset import Dataset
 from saclab.errors import SaclabError
-from saclab.evaluate import Evaluator
-from saclab.offline import (
+from saclab.envs.evaluate import Evaluator
+from saclab.runs.offline import (
     _warn,
     check_dataset,
     checkpoint_meta,
@@ -55,8 +55,8 @@ from saclab.offline import (
     restore_checkpoint,
     run_config,
 )
-from saclab.online import RunResult, _finished, evaluation_seed
-from saclab.runlog import CONFIG_FILE, RunLog, read_result
+from saclab.runs.online import RunResult, _finished, evaluation_seed
+from saclab.runs.runlog import CONFIG_FILE, RunLog, read_result
 from saclab.runtime import enable_compilation_cache, progress_bar
 
 

@@ -15,7 +15,7 @@ from collections.abc import Callable
 import gymnasium as gym
 import numpy as np
 
-from saclab.envs import check_spaces, make_vector_env
+from saclab.envs.make import check_spaces, make_vector_env
 
 Policy = Callable[[np.ndarray], np.ndarray]
 """Maps a batch of observations (N, obs_dim) to actions (N,)."""

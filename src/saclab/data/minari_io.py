@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from saclab.data import Dataset
+from saclab.data.dataset import Dataset
 from saclab.errors import SaclabError
 
 SACLAB_KEY = "saclab_metadata"
@@ -180,7 +180,7 @@ def import_minari(dataset_id_or_path: str | os.PathLike, root: str | os.PathLike
     truncations are kept apart, and each Minari episode starts a saclab episode.
     """
     minari = _minari()
-    from saclab.envs import check_spaces
+    from saclab.envs.make import check_spaces
 
     data_path, name = _data_path(dataset_id_or_path, root)
     try:

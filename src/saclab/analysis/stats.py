@@ -112,7 +112,7 @@ def curve_band(ys: np.ndarray, confidence: float = CONFIDENCE, n_resamples: int 
 # ---------------------------------------------------------------------------------------
 def run_scores(run_dir: str | os.PathLike) -> dict[str, float] | None:
     """A finished run's final and best evaluation return (from ``result.json``); None if unfinished."""
-    from saclab.runlog import read_result
+    from saclab.runs.runlog import read_result
 
     try:
         result = read_result(run_dir)
@@ -157,7 +157,7 @@ def sweep_groups(directory: str | os.PathLike) -> dict[str, list[Path]]:
     order, runs not started yet included); otherwise every directory holding
     ``seed-*`` runs is a group, labelled by its path relative to ``directory``.
     """
-    from saclab.sweep import load_experiment
+    from saclab.launch.sweep import load_experiment
 
     directory = Path(directory)
     if not directory.is_dir():
@@ -269,8 +269,8 @@ def plot_curves(groups: Mapping[str, Sequence[str | os.PathLike]], out: str | os
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from saclab.plots import aligned_curves
-    from saclab.runlog import read_evaluations
+    from saclab.analysis.plots import aligned_curves
+    from saclab.runs.runlog import read_evaluations
 
     usable = {label: [r for r in runs if read_evaluations(r)] for label, runs in groups.items()}
     usable = {label: runs for label, runs in usable.items() if runs}

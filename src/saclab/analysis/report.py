@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from saclab.errors import SaclabError
-from saclab.runlog import read_evaluations, read_metrics
+from saclab.runs.runlog import read_evaluations, read_metrics
 
 THEORY_LINK = "https://github.com/saclab/saclab/blob/main/docs/theory.md"
 
@@ -119,7 +119,7 @@ def _last(rows: list[dict], key: str) -> float:
 
 def group_numbers(runs: list[str]) -> dict[str, Any]:
     """Final/best return statistics (mean, IQM, 95% CIs) and final value diagnostics of a group."""
-    from saclab.stats import interval_estimates
+    from saclab.analysis.stats import interval_estimates
 
     evals = [read_evaluations(r) for r in runs]
     if any(not e for e in evals):
@@ -147,8 +147,8 @@ def soft_bound(r_max: float, alpha: float, num_actions: int, gamma: float) -> fl
 def online_q_numbers(run: str, gamma: float) -> dict[str, float]:
     """The online agent's critic on its own replay data: mean min-Q(s, a_data) vs the discounted
     Monte Carlo return of the same transitions."""
-    from saclab.data import Dataset
-    from saclab.policy import Policy
+    from saclab.data.dataset import Dataset
+    from saclab.runs.policy import Policy
 
     dataset = Dataset.load(Path(run) / "replay.h5")
     policy = Policy.load(run)
@@ -159,7 +159,7 @@ def online_q_numbers(run: str, gamma: float) -> dict[str, float]:
 
 
 def compute_numbers(out: Path) -> dict[str, Any]:
-    from saclab.study import PLAN_FILE, StudyPlan, offline_jobs, online_jobs
+    from saclab.launch.study import PLAN_FILE, StudyPlan, offline_jobs, online_jobs
 
     plan = StudyPlan.from_dict(json.loads((out / PLAN_FILE).read_text()))
     online_runs = [j.run_dir for j in online_jobs(plan, out)]
@@ -172,7 +172,7 @@ def compute_numbers(out: Path) -> dict[str, Any]:
     numbers["groups"]["online"]["q_bound"] = 1.0 / (1.0 - plan.online.gamma)
     for name, runs in groups.items():
         numbers["groups"][name] = group_numbers(runs)
-    from saclab.data import Dataset
+    from saclab.data.dataset import Dataset
 
     datasets = {}
     for s in plan.online_seeds:
@@ -194,7 +194,7 @@ def _figures(out: Path, numbers: dict[str, Any], figure_dir: Path) -> dict[str, 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from saclab.plots import plot_groups
+    from saclab.analysis.plots import plot_groups
 
     plan, groups = numbers["plan"], numbers["groups"]
     figure_dir.mkdir(parents=True, exist_ok=True)

@@ -40,16 +40,17 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from saclab import __version__
-from saclab.agent import Batch, Learner, batch_from_numpy, greedy_action, init_state, update_epoch
-from saclab.checkpoint import find_checkpoint, load_meta, load_state, save_checkpoint, write_json
+from saclab.version import __version__
+from saclab.core.agent import Batch, Learner, batch_from_numpy, greedy_action, init_state, update_epoch
+from saclab.runs.checkpoint import find_checkpoint, load_meta, load_state, save_checkpoint, write_json
 from saclab.config import SACConfig
-from saclab.data import Dataset
-from saclab.envs import EnvSpec, env_spec
+from saclab.data.dataset import Dataset
+from saclab.core.types import EnvSpec
+from saclab.envs.make import env_spec
 from saclab.errors import SaclabError
-from saclab.evaluate import Evaluator
-from saclab.online import RunResult, _finished, _return_stats, default_run_dir, evaluation_seed, summarize
-from saclab.runlog import CONFIG_FILE, RunLog, read_evaluations, read_result, write_result
+from saclab.envs.evaluate import Evaluator
+from saclab.runs.online import RunResult, _finished, _return_stats, default_run_dir, evaluation_seed, summarize
+from saclab.runs.runlog import CONFIG_FILE, RunLog, read_evaluations, read_result, write_result
 from saclab.runtime import enable_compilation_cache, progress_bar
 
 KIND = "offline"
@@ -239,7 +240,7 @@ def train_offline(
 
 
 # ---------------------------------------------------------------------------------------
-# The pieces of a run's records (shared with saclab.vmap_seeds)
+# The pieces of a run's records (shared with saclab.runs.vmap_seeds)
 # ---------------------------------------------------------------------------------------
 def new_counters() -> dict[str, Any]:
     """A fresh run's counters (saved in every checkpoint)."""

@@ -17,10 +17,10 @@ from typing import Annotated, Literal
 
 import tyro
 
-from saclab.cli import PresetName, _with_preset, parse
+from saclab.cli.main import PresetName, _with_preset, parse
 from saclab.config import SACConfig
 from saclab.errors import SaclabError
-from saclab.sweep import KINDS, Experiment, JobOutcome
+from saclab.launch.sweep import KINDS, Experiment, JobOutcome
 
 
 @dataclass
@@ -82,7 +82,7 @@ def _report(total: int) -> Callable[[JobOutcome], None]:
 
 
 def cmd_sweep(argv: list[str]) -> int:
-    from saclab.sweep import parse_grid, prepare, run_jobs
+    from saclab.launch.sweep import parse_grid, prepare, run_jobs
 
     if not argv or argv[0] not in KINDS:
         if any(a in ("-h", "--help") for a in argv):
@@ -104,7 +104,7 @@ def cmd_sweep(argv: list[str]) -> int:
     if args.dataset is not None and not args.dataset.is_file():
         raise SaclabError(f"dataset not found: {args.dataset}")
     if args.backend == "ray":
-        from saclab.ray_backend import import_ray
+        from saclab.launch.ray_backend import import_ray
 
         import_ray()  # fail now, not after the set-up
     grid = parse_grid(args.set)
@@ -133,14 +133,14 @@ def cmd_sweep(argv: list[str]) -> int:
 
 def _check_envs(experiment: Experiment) -> None:
     """Refuse an unknown or unsupported environment before any run starts."""
-    from saclab.envs import env_spec
+    from saclab.envs.make import env_spec
 
     for env in sorted({config.env for _, config in experiment.configs()}):
         env_spec(env)
 
 
 def _summarize(directory: Path, x: str | None = None) -> None:
-    from saclab.stats import format_table, summarize_directory
+    from saclab.analysis.stats import format_table, summarize_directory
 
     rows, paths = summarize_directory(directory, x=x)
     print(format_table(rows))

@@ -136,8 +136,8 @@ def _print(obj: object) -> None:
 # Commands
 # ---------------------------------------------------------------------------------------
 def cmd_train(argv: list[str]) -> int:
-    from saclab.envs import env_spec
-    from saclab.online import check_resumable, default_run_dir, train_online
+    from saclab.envs.make import env_spec
+    from saclab.runs.online import check_resumable, default_run_dir, train_online
 
     args = _with_preset(TrainArgs, argv, "saclab train")
     if args.seeds < 1:
@@ -158,7 +158,7 @@ def cmd_train(argv: list[str]) -> int:
         result = train_online(config, seeds[0], out / f"seed-{seeds[0]}", resume=args.resume)
         _print({"run_dir": str(result.dir), **result.summary})
     else:
-        from saclab.sweep import run_jobs, seed_jobs
+        from saclab.launch.sweep import run_jobs, seed_jobs
 
         outcomes = run_jobs(seed_jobs("online", config, seeds, out), workers=args.workers or None,
                             on_done=_report_outcome)
@@ -179,7 +179,7 @@ def _report_outcome(outcome) -> None:
 
 def _plot_default(out: Path) -> None:
     try:
-        from saclab.plots import plot_groups, seed_dirs
+        from saclab.analysis.plots import plot_groups, seed_dirs
 
         x = _default_x(out)
         path = plot_groups({out.name: seed_dirs(out)}, out / "curve.png", x=x)
@@ -189,8 +189,8 @@ def _plot_default(out: Path) -> None:
 
 
 def _default_x(run: Path) -> str:
-    from saclab.plots import seed_dirs
-    from saclab.stats import curve_axis
+    from saclab.analysis.plots import seed_dirs
+    from saclab.analysis.stats import curve_axis
 
     return curve_axis(seed_dirs(run)[0])
 
@@ -198,7 +198,7 @@ def _default_x(run: Path) -> str:
 def cmd_evaluate(argv: list[str]) -> int:
     import numpy as np
 
-    from saclab.policy import Policy
+    from saclab.runs.policy import Policy
 
     args = parse(EvaluateArgs, argv, "saclab evaluate")
     if args.episodes < 1:
@@ -212,7 +212,7 @@ def cmd_evaluate(argv: list[str]) -> int:
 
 
 def cmd_plot(argv: list[str]) -> int:
-    from saclab.plots import plot_groups, seed_dirs
+    from saclab.analysis.plots import plot_groups, seed_dirs
 
     args = parse(PlotArgs, argv, "saclab plot")
     if not args.runs:
@@ -239,13 +239,13 @@ def register(name: str, help_text: str, target: str) -> None:
     COMMANDS[name] = (help_text, target)
 
 
-register("offline", "train SAC or CQL-SAC offline on a dataset", "saclab.cli_offline:cmd_offline")
-register("collect", "collect a dataset with a checkpoint or a random policy", "saclab.cli_offline:cmd_collect")
-register("dataset", "dataset tools: info | export | import (Minari)", "saclab.cli_offline:cmd_dataset")
-register("sweep", "grid x seeds of online or offline runs (local processes or Ray)", "saclab.cli_sweep:cmd_sweep")
-register("summarize", "table of a sweep: mean, IQM and 95% CIs per configuration", "saclab.cli_sweep:cmd_summarize")
-register("study", "the notebook study end to end, with a written report", "saclab.cli_study:cmd_study")
-register("report", "rebuild a study's report from its logged runs", "saclab.cli_study:cmd_report")
+register("offline", "train SAC or CQL-SAC offline on a dataset", "saclab.cli.offline:cmd_offline")
+register("collect", "collect a dataset with a checkpoint or a random policy", "saclab.cli.offline:cmd_collect")
+register("dataset", "dataset tools: info | export | import (Minari)", "saclab.cli.offline:cmd_dataset")
+register("sweep", "grid x seeds of online or offline runs (local processes or Ray)", "saclab.cli.sweep:cmd_sweep")
+register("summarize", "table of a sweep: mean, IQM and 95% CIs per configuration", "saclab.cli.sweep:cmd_summarize")
+register("study", "the notebook study end to end, with a written report", "saclab.cli.study:cmd_study")
+register("report", "rebuild a study's report from its logged runs", "saclab.cli.study:cmd_report")
 
 
 def _resolve(target: Callable[[list[str]], int] | str) -> Callable[[list[str]], int]:
@@ -273,7 +273,7 @@ def main(argv: list[str] | None = None) -> int:
         print(usage())
         return 0 if argv else 2
     if argv[0] in ("-V", "--version"):
-        from saclab import __version__
+        from saclab.version import __version__
 
         print(f"saclab {__version__}")
         return 0

@@ -35,10 +35,10 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from saclab.data import Dataset, provenance
-from saclab.envs import check_spaces
+from saclab.data.dataset import Dataset, provenance
+from saclab.envs.evaluate import Evaluator
+from saclab.envs.make import check_spaces
 from saclab.errors import SaclabError
-from saclab.evaluate import Evaluator
 from saclab.runtime import progress_bar
 
 PolicyFn = Callable[[np.ndarray], np.ndarray]
@@ -176,7 +176,7 @@ def collect(
         raise SaclabError(f"num_envs must be >= 1, got {num_envs}")
     loaded = None
     if checkpoint is not None:
-        from saclab.policy import Policy
+        from saclab.runs.policy import Policy
 
         loaded = Policy.load(checkpoint)
         if env_id is not None and env_id != loaded.config.env:
@@ -317,7 +317,7 @@ def calibrate_epsilon(
 
 def replay_path(run: str | os.PathLike) -> Path:
     """The replay dataset of an online run (a run dir, its checkpoint dir, or the .h5 file)."""
-    from saclab.online import REPLAY_DATASET
+    from saclab.runs.online import REPLAY_DATASET
 
     run = Path(run)
     for candidate in (run, run / REPLAY_DATASET, run.parent / REPLAY_DATASET):
@@ -366,7 +366,7 @@ def collect_tier(
         return dataset
     if tier == "random":
         if env_id is None and checkpoint is not None:
-            from saclab.policy import Policy
+            from saclab.runs.policy import Policy
 
             common["env_id"] = Policy.load(checkpoint).config.env
         return collect("random", **common, metadata={"tier": "random"})
@@ -375,7 +375,7 @@ def collect_tier(
     if tier == "expert":
         return collect("greedy", checkpoint=checkpoint, **common, metadata={"tier": "expert"})
 
-    from saclab.policy import Policy
+    from saclab.runs.policy import Policy
 
     policy = Policy.load(checkpoint)
     env = env_id or policy.config.env

@@ -239,14 +239,14 @@ class Dataset:
 
 
 def _num_actions(config: Any) -> int:
-    from saclab.envs import env_spec
+    from saclab.envs.make import env_spec
 
     return env_spec(config.env).num_actions
 
 
 def provenance(config: Any, seed: int, source: str, obs_dim: int, num_actions: int) -> dict[str, Any]:
     """The metadata every saclab dataset carries."""
-    from saclab import __version__
+    from saclab.version import __version__
 
     return {"env_id": config.env, "obs_dim": obs_dim, "num_actions": num_actions, "source": source,
             "seed": seed, "saclab_version": __version__, "created": time.strftime("%Y-%m-%dT%H:%M:%S"),

@@ -1,4 +1,4 @@
-"""The Ray backend of ``saclab.sweep.run_jobs``: one Ray task per job.
+"""The Ray backend of ``saclab.launch.sweep.run_jobs``: one Ray task per job.
 
 Each job is a Ray core task asking for one CPU and running with one XLA/BLAS
 thread (the variables of ``runtime.single_thread_environment`` passed through
@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from saclab.errors import SaclabError
-from saclab.sweep import Job, JobOutcome, default_workers, run_job_safely
+from saclab.launch.sweep import Job, JobOutcome, default_workers, run_job_safely
 
 THREAD_VARIABLES = ("XLA_FLAGS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 

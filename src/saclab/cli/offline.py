@@ -15,7 +15,7 @@ from typing import Annotated, Literal
 
 import tyro
 
-from saclab.cli import RunArgs, _plot_default, _print, _report_outcome, _with_preset, parse
+from saclab.cli.main import RunArgs, _plot_default, _print, _report_outcome, _with_preset, parse
 from saclab.config import SACConfig
 from saclab.errors import SaclabError
 
@@ -122,9 +122,9 @@ def _flag_given(argv: list[str], flag: str) -> bool:
 # saclab offline
 # ---------------------------------------------------------------------------------------
 def cmd_offline(argv: list[str]) -> int:
-    from saclab.data import Dataset
-    from saclab.offline import check_dataset, train_offline
-    from saclab.online import default_run_dir
+    from saclab.data.dataset import Dataset
+    from saclab.runs.offline import check_dataset, train_offline
+    from saclab.runs.online import default_run_dir
 
     args = _with_preset(OfflineArgs, argv, "saclab offline")
     if args.dataset is None:
@@ -151,7 +151,7 @@ def cmd_offline(argv: list[str]) -> int:
     print(f"saclab offline: {config.env}, {len(dataset)} transitions from {args.dataset}, preset {args.preset}, "
           f"cql_weight {config.cql_weight}, seeds {seeds} -> {out}", file=sys.stderr)
     if args.vmap:
-        from saclab.vmap_seeds import train_offline_vmapped
+        from saclab.runs.vmap_seeds import train_offline_vmapped
 
         for result in train_offline_vmapped(config, dataset, seeds, out, resume=args.resume):
             s = result.summary
@@ -161,7 +161,7 @@ def cmd_offline(argv: list[str]) -> int:
         result = train_offline(config, dataset, seeds[0], out / f"seed-{seeds[0]}", resume=args.resume)
         _print({"run_dir": str(result.dir), **result.summary})
     else:
-        from saclab.sweep import run_jobs, seed_jobs
+        from saclab.launch.sweep import run_jobs, seed_jobs
 
         jobs = seed_jobs("offline", config, seeds, out, dataset=str(args.dataset))
         outcomes = run_jobs(jobs, workers=args.workers or None, on_done=_report_outcome)
@@ -175,7 +175,7 @@ def cmd_offline(argv: list[str]) -> int:
 # saclab collect
 # ---------------------------------------------------------------------------------------
 def cmd_collect(argv: list[str]) -> int:
-    from saclab.collect import collect, collect_tier
+    from saclab.data.collect import collect, collect_tier
 
     args = parse(CollectArgs, argv, "saclab collect")
     out = _new_output(args.out, args.force)
@@ -230,7 +230,7 @@ def cmd_dataset(argv: list[str]) -> int:
 
 
 def _dataset_info(argv: list[str]) -> int:
-    from saclab.data import Dataset
+    from saclab.data.dataset import Dataset
 
     args = parse(InfoArgs, argv, "saclab dataset info")
     _print({"file": str(args.file), **Dataset.load(args.file).info()})
@@ -238,8 +238,8 @@ def _dataset_info(argv: list[str]) -> int:
 
 
 def _dataset_export(argv: list[str]) -> int:
-    from saclab.data import Dataset
-    from saclab.minari_io import export_minari
+    from saclab.data.dataset import Dataset
+    from saclab.data.minari_io import export_minari
 
     args = parse(ExportArgs, argv, "saclab dataset export")
     if not args.id:
@@ -252,7 +252,7 @@ def _dataset_export(argv: list[str]) -> int:
 
 
 def _dataset_import(argv: list[str]) -> int:
-    from saclab.minari_io import import_minari
+    from saclab.data.minari_io import import_minari
 
     args = parse(ImportArgs, argv, "saclab dataset import")
     out = _new_output(args.out, args.force)

@@ -1,0 +1,1 @@
+"""The `saclab` command (`saclab.cli.main:main`); nothing imports it."""

@@ -1,0 +1,1 @@
+"""Environments: Gymnasium creation and validation, and vector-env evaluation (imports core)."""
