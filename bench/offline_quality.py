@@ -17,9 +17,9 @@ from pathlib import Path
 
 from saclab.analysis.report import group_numbers
 from saclab.config import preset
-from saclab.data.collect import collect_tier
 from saclab.launch.sweep import Job, run_jobs
 from saclab.runs.online import train_online
+from saclab.runs.tiers import collect_tier
 
 
 def main() -> None:

@@ -30,10 +30,13 @@ sys.path.insert(0, str(Path(__file__).parent))
 from update_speed import REFERENCE, floor_products, time_call  # noqa: E402
 
 from saclab.config import preset  # noqa: E402
-from saclab.core.agent import Learner, batch_from_numpy, greedy_action, init_state, update_epoch  # noqa: E402
-from saclab.core.types import EnvSpec  # noqa: E402
+from saclab.core.agent import Learner, greedy_action, init_state, update_epoch  # noqa: E402
+from saclab.core.types import (
+    EnvSpec,  # noqa: E402
+    batch_from_numpy,  # noqa: E402
+)
 from saclab.envs.evaluate import Evaluator  # noqa: E402
-from saclab.runs.offline import epoch_indices  # noqa: E402
+from saclab.runs.epochs import epoch_indices  # noqa: E402
 from saclab.runtime import enable_compilation_cache  # noqa: E402
 
 

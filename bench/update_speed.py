@@ -34,8 +34,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from saclab.config import preset
-from saclab.core.agent import Learner, batch_from_numpy, init_state, update_epoch
-from saclab.core.types import EnvSpec
+from saclab.core.agent import Learner, init_state, update_epoch
+from saclab.core.types import EnvSpec, batch_from_numpy
 from saclab.runtime import enable_compilation_cache
 
 OBS, ACTIONS, HIDDEN, BATCH = 4, 2, 256, 100

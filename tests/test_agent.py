@@ -3,8 +3,8 @@ import numpy as np
 import pytest
 
 from saclab.config import preset
-from saclab.core.agent import Learner, batch_from_numpy, init_state, update, update_epoch
-from saclab.core.types import EnvSpec
+from saclab.core.agent import Learner, init_state, update, update_epoch
+from saclab.core.types import EnvSpec, batch_from_numpy
 from saclab.runs.checkpoint import pytree_to_arrays
 
 SPEC = EnvSpec("CartPole-v1", obs_dim=4, num_actions=2)

@@ -34,8 +34,8 @@ def test_wrap_around_keeps_the_newest():
     b = ReplayBuffer(obs_dim=3, capacity=5)
     fill(b, 12)
     assert len(b) == 5 and b.head == 2
-    assert sorted(b.obs[:, 0].tolist()) == [7, 8, 9, 10, 11]
-    np.testing.assert_array_equal(b.arrays()["obs"][:, 0], [7, 8, 9, 10, 11])  # oldest first
+    assert sorted(b.storage.observations[:, 0].tolist()) == [7, 8, 9, 10, 11]
+    np.testing.assert_array_equal(b.transitions().observations[:, 0], [7, 8, 9, 10, 11])  # oldest first
 
 
 def test_uniform_sampling_only_reads_stored_rows():
@@ -69,8 +69,8 @@ def test_save_load_round_trip(tmp_path):
     c = ReplayBuffer(obs_dim=3, capacity=8)
     c.load(tmp_path / "b.safetensors")
     assert (c.size, c.head) == (b.size, b.head)
-    for name in ("obs", "actions", "rewards", "next_obs", "terminated", "truncated"):
-        np.testing.assert_array_equal(getattr(c, name), getattr(b, name))
+    for saved, loaded in zip(b.storage, c.storage, strict=True):
+        np.testing.assert_array_equal(loaded, saved)
 
 
 def test_load_rejects_mismatch_and_corruption(tmp_path):

@@ -7,18 +7,14 @@ import pytest
 
 from saclab.cli.main import main
 from saclab.config import preset
-from saclab.data.collect import collect, collect_tier
+from saclab.data.collect import collect
 from saclab.data.dataset import Dataset
 from saclab.errors import SaclabError
 from saclab.runs.checkpoint import pytree_to_arrays
-from saclab.runs.offline import (
-    device_batch,
-    epoch_indices,
-    notebook_epoch_indices,
-    notebook_permutation,
-    q_bound,
-    train_offline,
-)
+from saclab.runs.epochs import device_batch, epoch_indices, notebook_epoch_indices, notebook_permutation, q_bound
+from saclab.runs.offline import train_offline
+from saclab.runs.policy import Policy
+from saclab.runs.tiers import collect_tier
 
 CONFIG = preset("test").replace(epochs=3, batch_size=64, offline_eval_episodes=3, max_episode_steps=50)
 
@@ -224,7 +220,7 @@ def test_collect_tiers_from_a_checkpoint(dataset, tmp_path):
                           calibration_episodes=4)
     assert medium.metadata["tier"] == "medium" and 0.0 <= medium.metadata["epsilon"] <= 1.0
     assert "expert_return" in medium.metadata
-    stochastic = collect("stochastic", checkpoint=run.dir, steps=100, seed=0)
+    stochastic = collect("stochastic", agent=Policy.load(run.dir), steps=100, seed=0)
     assert len(stochastic) == 100 and stochastic.env_id == "CartPole-v1"
 
 

@@ -15,9 +15,8 @@ from saclab.data.dataset import Dataset
 from saclab.envs.make import env_spec
 from saclab.errors import SaclabError
 from saclab.runs.checkpoint import pytree_to_arrays
-from saclab.runs.offline import train_offline
+from saclab.runs.offline import train_offline, train_offline_vmapped
 from saclab.runs.runlog import read_metrics
-from saclab.runs.vmap_seeds import train_offline_vmapped
 
 CONFIG = preset("test")  # 2 epochs, batch 64, 4 evaluation episodes of at most 100 steps
 SEEDS = (0, 1)

@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from saclab.errors import SaclabError
+from saclab.files import write_text
 from saclab.runs.runlog import read_evaluations, read_metrics
 
 THEORY_LINK = "https://github.com/saclab/saclab/blob/main/docs/theory.md"
@@ -93,12 +94,6 @@ def render_html(blocks: list[Block], figure_dir: Path) -> str:
                          f"<figcaption>{_inline(b.caption)}</figcaption></figure>")
     parts.append("</body></html>")
     return "\n".join(parts)
-
-
-def _write(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
 
 
 # ---------------------------------------------------------------------------------------
@@ -436,7 +431,7 @@ def write_report(out: str | os.PathLike) -> Path:
                                                    for k, v in numbers["datasets"].items()) + ".")]
     blocks += answers(numbers)
     report_dir.mkdir(parents=True, exist_ok=True)
-    _write(report_dir / "numbers.json", json.dumps(numbers, indent=2, default=float))
-    _write(report_dir / "report.md", render_markdown(blocks))
-    _write(report_dir / "report.html", render_html(blocks, figure_dir))
+    write_text(report_dir / "numbers.json", json.dumps(numbers, indent=2, default=float))
+    write_text(report_dir / "report.md", render_markdown(blocks))
+    write_text(report_dir / "report.html", render_html(blocks, figure_dir))
     return report_dir / "report.md"

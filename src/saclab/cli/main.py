@@ -137,7 +137,8 @@ def _print(obj: object) -> None:
 # ---------------------------------------------------------------------------------------
 def cmd_train(argv: list[str]) -> int:
     from saclab.envs.make import env_spec
-    from saclab.runs.online import check_resumable, default_run_dir, train_online
+    from saclab.runs.online import check_resumable, train_online
+    from saclab.runs.run import default_run_dir
 
     args = _with_preset(TrainArgs, argv, "saclab train")
     if args.seeds < 1:

@@ -123,8 +123,9 @@ def _flag_given(argv: list[str], flag: str) -> bool:
 # ---------------------------------------------------------------------------------------
 def cmd_offline(argv: list[str]) -> int:
     from saclab.data.dataset import Dataset
-    from saclab.runs.offline import check_dataset, train_offline
-    from saclab.runs.online import default_run_dir
+    from saclab.runs.epochs import check_dataset
+    from saclab.runs.offline import train_offline, train_offline_vmapped
+    from saclab.runs.run import default_run_dir
 
     args = _with_preset(OfflineArgs, argv, "saclab offline")
     if args.dataset is None:
@@ -151,8 +152,6 @@ def cmd_offline(argv: list[str]) -> int:
     print(f"saclab offline: {config.env}, {len(dataset)} transitions from {args.dataset}, preset {args.preset}, "
           f"cql_weight {config.cql_weight}, seeds {seeds} -> {out}", file=sys.stderr)
     if args.vmap:
-        from saclab.runs.vmap_seeds import train_offline_vmapped
-
         for result in train_offline_vmapped(config, dataset, seeds, out, resume=args.resume):
             s = result.summary
             print(f"  done  {result.dir}: final {s['final_return']:.1f}, best {s['best_return']:.1f}",
@@ -175,7 +174,9 @@ def cmd_offline(argv: list[str]) -> int:
 # saclab collect
 # ---------------------------------------------------------------------------------------
 def cmd_collect(argv: list[str]) -> int:
-    from saclab.data.collect import collect, collect_tier
+    from saclab.data.collect import collect
+    from saclab.runs.policy import Policy
+    from saclab.runs.tiers import collect_tier
 
     args = parse(CollectArgs, argv, "saclab collect")
     out = _new_output(args.out, args.force)
@@ -197,7 +198,8 @@ def cmd_collect(argv: list[str]) -> int:
         if args.policy != "random" and args.checkpoint is None:
             raise SaclabError(f"--policy {args.policy} needs --checkpoint RUN (or use --policy random --env ID)")
         policy = "epsilon" if args.policy == "greedy" and args.epsilon else args.policy
-        dataset = collect(policy, env_id=args.env, **budget, checkpoint=args.checkpoint,
+        agent = Policy.load(args.checkpoint) if args.checkpoint is not None else None
+        dataset = collect(policy, env_id=args.env, **budget, agent=agent,
                           epsilon=args.epsilon or 0.0, seed=args.seed, max_episode_steps=cap,
                           num_envs=args.num_envs)
     dataset.save(out)

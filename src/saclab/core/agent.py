@@ -23,24 +23,12 @@ from typing import NamedTuple
 import flax.struct
 import jax
 import jax.numpy as jnp
-import numpy as np
 import optax
 
 from saclab.config import SACConfig
 from saclab.core import losses
 from saclab.core.networks import Actor, TwinCritic
-from saclab.core.types import EnvSpec
-
-
-class Batch(NamedTuple):
-    """One minibatch of transitions (leading axis B)."""
-
-    obs: jax.Array  # (B, obs_dim) float32
-    actions: jax.Array  # (B,) int32
-    rewards: jax.Array  # (B,) float32
-    next_obs: jax.Array  # (B, obs_dim) float32
-    terminated: jax.Array  # (B,) float32: 1 stops bootstrapping
-    weights: jax.Array  # (B,) float32 importance weights (ones for uniform replay)
+from saclab.core.types import Batch, EnvSpec
 
 
 class Learner(NamedTuple):
@@ -282,22 +270,3 @@ def update_epoch(
 
     return jax.lax.scan(body, state, minibatch_indices)
 
-
-def batch_from_numpy(
-    obs: np.ndarray,
-    actions: np.ndarray,
-    rewards: np.ndarray,
-    next_obs: np.ndarray,
-    terminated: np.ndarray,
-    weights: np.ndarray | None = None,
-) -> Batch:
-    """A ``Batch`` with the dtypes the update expects."""
-    n = len(actions)
-    return Batch(
-        obs=np.asarray(obs, np.float32),
-        actions=np.asarray(actions, np.int32),
-        rewards=np.asarray(rewards, np.float32),
-        next_obs=np.asarray(next_obs, np.float32),
-        terminated=np.asarray(terminated, np.float32),
-        weights=np.ones(n, np.float32) if weights is None else np.asarray(weights, np.float32),
-    )

@@ -1,8 +1,23 @@
-"""The types every layer shares: what an environment looks like to the networks."""
+"""The types every layer shares: transitions at rest, the update's minibatch, an env's sizes.
+
+Plain NumPy (no JAX import), so the replay buffer and the dataset code load
+without JAX, Flax, Optax or Gymnasium.
+
+* ``Transition``: N transitions with a leading axis, in Gymnasium's (and Minari's,
+  and the dataset file's) vocabulary.  The replay buffer stores one, a ``Dataset``
+  is one plus episode starts, collection and Minari io produce one.
+* ``Batch``: what one SAC update reads (``core.agent``): the transitions with
+  ``terminated`` as the float that stops bootstrapping, and importance weights.
+  ``Transition.to_batch`` is the one conversion.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any, NamedTuple
+
+import numpy as np
 
 
 @dataclass(frozen=True)
@@ -12,3 +27,76 @@ class EnvSpec:
     env_id: str
     obs_dim: int
     num_actions: int
+
+
+class Batch(NamedTuple):
+    """One minibatch of transitions (leading axis B): the input of one update."""
+
+    obs: Any  # (B, obs_dim) float32
+    actions: Any  # (B,) int32
+    rewards: Any  # (B,) float32
+    next_obs: Any  # (B, obs_dim) float32
+    terminated: Any  # (B,) float32: 1 stops bootstrapping
+    weights: Any  # (B,) float32 importance weights (ones for uniform replay)
+
+
+def batch_from_numpy(
+    obs: np.ndarray,
+    actions: np.ndarray,
+    rewards: np.ndarray,
+    next_obs: np.ndarray,
+    terminated: np.ndarray,
+    weights: np.ndarray | None = None,
+) -> Batch:
+    """A ``Batch`` with the dtypes the update expects."""
+    n = len(actions)
+    return Batch(
+        obs=np.asarray(obs, np.float32),
+        actions=np.asarray(actions, np.int32),
+        rewards=np.asarray(rewards, np.float32),
+        next_obs=np.asarray(next_obs, np.float32),
+        terminated=np.asarray(terminated, np.float32),
+        weights=np.ones(n, np.float32) if weights is None else np.asarray(weights, np.float32),
+    )
+
+
+class Transition(NamedTuple):
+    """Transitions (s, a, r, s', terminated, truncated) as arrays with a leading axis N."""
+
+    observations: np.ndarray  # (N, obs_dim) float32
+    actions: np.ndarray  # (N,) integer
+    rewards: np.ndarray  # (N,) float32
+    next_observations: np.ndarray  # (N, obs_dim) float32
+    terminations: np.ndarray  # (N,) bool: the MDP ended, no bootstrap
+    truncations: np.ndarray  # (N,) bool: a time limit, bootstraps
+
+    @classmethod
+    def zeros(cls, n: int, obs_dim: int) -> Transition:
+        """Storage for ``n`` transitions (the replay buffer's)."""
+        return cls(np.zeros((n, obs_dim), np.float32), np.zeros(n, np.int32), np.zeros(n, np.float32),
+                   np.zeros((n, obs_dim), np.float32), np.zeros(n, bool), np.zeros(n, bool))
+
+    @classmethod
+    def stack(cls, steps: Sequence[Sequence[Any]]) -> Transition:
+        """Per-step records (each a ``Transition`` of one step's values) stacked on a new leading axis."""
+        return cls(*(np.stack(column) for column in zip(*steps, strict=True)))
+
+    @classmethod
+    def concatenate(cls, parts: Sequence[Transition]) -> Transition:
+        """Pieces (episodes) joined along the leading axis."""
+        return cls(*(np.concatenate(column) for column in zip(*parts, strict=True)))
+
+    def take(self, indices: Any) -> Transition:
+        """The transitions at ``indices`` (any NumPy index)."""
+        return Transition(*(array[indices] for array in self))
+
+    def ended(self) -> np.ndarray:
+        """Where an episode ended (terminated or truncated)."""
+        return self.terminations | self.truncations
+
+    def to_batch(self, weights: np.ndarray | None = None, truncation_is_terminal: bool = False) -> Batch:
+        """The update's ``Batch``: only terminations stop bootstrapping, unless
+        ``truncation_is_terminal`` (the notebook's ``done``)."""
+        terminated = self.ended() if truncation_is_terminal else self.terminations
+        return batch_from_numpy(self.observations, self.actions, self.rewards, self.next_observations,
+                                terminated, weights)

@@ -12,15 +12,16 @@ from __future__ import annotations
 
 import json
 import os
-from pathlib import Path
 
 import numpy as np
 from safetensors.numpy import load_file, save_file
 
-from saclab.core.agent import Batch, batch_from_numpy
+from saclab.core.types import Batch, Transition
 from saclab.errors import SaclabError
+from saclab.files import atomic_write
 
-FIELDS = ("obs", "actions", "rewards", "next_obs", "terminated", "truncated")
+_OLD_NAMES = dict(zip(Transition._fields, ("obs", "actions", "rewards", "next_obs", "terminated", "truncated"),
+                      strict=True))  # the tensor names of buffers saved before the Transition type
 
 
 class SumTree:
@@ -75,12 +76,7 @@ class ReplayBuffer:
             raise SaclabError(f"buffer capacity must be >= 1, got {capacity}")
         self.obs_dim = obs_dim
         self.capacity = capacity
-        self.obs = np.zeros((capacity, obs_dim), np.float32)
-        self.actions = np.zeros(capacity, np.int32)
-        self.rewards = np.zeros(capacity, np.float32)
-        self.next_obs = np.zeros((capacity, obs_dim), np.float32)
-        self.terminated = np.zeros(capacity, bool)
-        self.truncated = np.zeros(capacity, bool)
+        self.storage = Transition.zeros(capacity, obs_dim)
         self.head = 0  # next slot to write
         self.size = 0
         self.prioritized = prioritized
@@ -96,12 +92,8 @@ class ReplayBuffer:
     def add(self, obs, action: int, reward: float, next_obs, terminated: bool, truncated: bool) -> None:
         """Store one transition (O(1); O(log N) with priorities)."""
         i = self.head
-        self.obs[i] = obs
-        self.actions[i] = action
-        self.rewards[i] = reward
-        self.next_obs[i] = next_obs
-        self.terminated[i] = terminated
-        self.truncated[i] = truncated
+        for array, value in zip(self.storage, (obs, action, reward, next_obs, terminated, truncated), strict=True):
+            array[i] = value
         if self.tree is not None:
             # New transitions get the largest priority seen, so each is replayed at least once soon.
             self.tree.set(np.array([i]), np.array([self.max_priority**self.priority_exponent]))
@@ -125,12 +117,8 @@ class ReplayBuffer:
 
     def gather(self, indices: np.ndarray, weights: np.ndarray | None = None,
                truncation_is_terminal: bool = False) -> Batch:
-        """The transitions at ``indices`` as a ``Batch``."""
-        terminated = self.terminated[indices]
-        if truncation_is_terminal:  # the notebook's behaviour, kept behind a switch
-            terminated = terminated | self.truncated[indices]
-        return batch_from_numpy(self.obs[indices], self.actions[indices], self.rewards[indices],
-                                self.next_obs[indices], terminated, weights)
+        """The transitions at ``indices`` as a ``Batch`` (``truncation_is_terminal``: the notebook's ``done``)."""
+        return self.storage.take(indices).to_batch(weights, truncation_is_terminal)
 
     def sample(self, rng: np.random.Generator, batch_size: int, truncation_is_terminal: bool = False) -> Batch:
         indices, weights = self.sample_indices(rng, batch_size)
@@ -145,10 +133,9 @@ class ReplayBuffer:
         self.tree.set(indices, priorities**self.priority_exponent)
 
     # ----------------------------------------------------------------------------------
-    def arrays(self) -> dict[str, np.ndarray]:
+    def transitions(self) -> Transition:
         """The stored transitions, oldest first."""
-        order = self.chronological_indices()
-        return {name: getattr(self, name)[order] for name in FIELDS}
+        return self.storage.take(self.chronological_indices())
 
     def chronological_indices(self) -> np.ndarray:
         if self.size < self.capacity:
@@ -157,17 +144,15 @@ class ReplayBuffer:
 
     def save(self, path: str | os.PathLike) -> None:
         """Write the buffer (contents, head, priorities) to a safetensors file, atomically."""
-        tensors = {name: np.ascontiguousarray(getattr(self, name)[: self.size]) for name in FIELDS}
+        tensors = {name: np.ascontiguousarray(array[: self.size]) for name, array in zip(Transition._fields,
+                                                                                          self.storage, strict=True)}
         if self.tree is not None:
             tensors["priorities"] = self.tree.get(np.arange(self.size))
         meta = {
             "capacity": self.capacity, "head": self.head, "size": self.size, "obs_dim": self.obs_dim,
             "prioritized": self.prioritized, "max_priority": self.max_priority,
         }
-        path = Path(path)
-        tmp = path.with_name(path.name + ".tmp")
-        save_file(tensors, str(tmp), metadata={"saclab_buffer": json.dumps(meta)})
-        os.replace(tmp, path)
+        atomic_write(path, lambda tmp: save_file(tensors, str(tmp), metadata={"saclab_buffer": json.dumps(meta)}))
 
     def load(self, path: str | os.PathLike) -> None:
         """Restore contents saved by ``save`` into this (same-shaped) buffer."""
@@ -187,8 +172,8 @@ class ReplayBuffer:
                 f"expected obs_dim={self.obs_dim}, capacity={self.capacity}"
             )
         n = meta["size"]
-        for name in FIELDS:
-            getattr(self, name)[:n] = tensors[name]
+        for name, array in zip(Transition._fields, self.storage, strict=True):
+            array[:n] = tensors[name] if name in tensors else tensors[_OLD_NAMES[name]]
         self.size, self.head = n, meta["head"]
         self.max_priority = meta["max_priority"]
         if self.tree is not None and "priorities" in tensors:

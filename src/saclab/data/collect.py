@@ -10,89 +10,60 @@ transition); episodes are ordered by the step they ended at, then by sub-env.
 
 Behaviour policies (``collect(policy, ...)``):
 
-* ``"greedy"``      argmax pi(a|s) of a checkpoint;
-* ``"stochastic"``  a ~ pi(.|s) of a checkpoint;
+* ``"greedy"``      argmax pi(a|s) of a trained ``agent`` (a ``saclab.Policy``);
+* ``"stochastic"``  a ~ pi(.|s) of the agent;
 * ``"epsilon"``     greedy, but a uniformly random action with probability ``epsilon``;
 * ``"random"``      uniformly random actions;
-* a callable        any function from an observation batch (B, obs_dim) to actions (B,)
+* an ``ActionFn``   any function from an observation batch (B, obs_dim) to actions (B,)
                     (e.g. a scripted controller).
 
-``epsilon`` > 0 mixes uniform actions into any of them.  Data-quality tiers
-(``collect_tier``) follow the D4RL convention: ``random``, ``expert`` (greedy
-checkpoint), ``medium`` (the expert made epsilon-greedy, epsilon calibrated so
-its mean return is about half the expert's) and ``replay`` (an online run's
-replay buffer, as is).  Everything is reproducible from ``seed``.
+``epsilon`` > 0 mixes uniform actions into any of them.  Everything is
+reproducible from ``seed``.  Data-quality tiers built on this (expert, medium,
+replay) are in ``saclab.runs.tiers``: they need a finished run.
 """
 
 from __future__ import annotations
 
-import os
 import types
-from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
 import numpy as np
 
+from saclab.core.types import Transition
 from saclab.data.dataset import Dataset, provenance
-from saclab.envs.evaluate import Evaluator
-from saclab.envs.make import check_spaces
+from saclab.envs.evaluate import ActionFn
+from saclab.envs.make import make_vector_env, registered_episode_limit
 from saclab.errors import SaclabError
 from saclab.runtime import progress_bar
 
-PolicyFn = Callable[[np.ndarray], np.ndarray]
-"""Maps a batch of observations (B, obs_dim) to actions (B,)."""
-
 POLICY_KINDS = ("greedy", "stochastic", "epsilon", "random")
-TIERS = ("random", "expert", "medium", "replay")
-MEDIUM_FRACTION = 0.5
-"""The medium tier's target: this fraction of the expert's mean return."""
 
 
 def make_collection_env(env_id: str, num_envs: int, max_episode_steps: int | None = None) -> gym.vector.VectorEnv:
-    """A vector env whose episodes truncate at ``max_episode_steps`` (None: the env's registered limit):
-    the env's own fast vector implementation where it has one, else a synchronous one."""
-    kwargs = {} if max_episode_steps is None else {"max_episode_steps": max_episode_steps}
-    env = None
-    for mode in ("vector_entry_point", "sync"):
-        try:
-            env = gym.make_vec(env_id, num_envs=num_envs, vectorization_mode=mode, **kwargs)
-            break
-        except gym.error.Error as e:
-            error = e
-        except ImportError as e:
-            raise SaclabError(f"environment {env_id!r} needs a missing package: {e}") from None
-    if env is None:
-        raise SaclabError(f"unknown environment {env_id!r}: {error}")
+    """A vector env (``envs.make_vector_env``) whose finished sub-envs reset on the next step,
+    the autoreset mode ``_run`` relies on."""
+    env = make_vector_env(env_id, num_envs, max_episode_steps)
     mode = env.metadata.get("autoreset_mode", gym.vector.AutoresetMode.NEXT_STEP)
     if mode != gym.vector.AutoresetMode.NEXT_STEP:
         env.close()
         raise SaclabError(f"{env_id}: collection needs next-step autoreset, the vector env uses {mode}")
-    check_spaces(env_id, env.single_observation_space, env.single_action_space)
     return env
-
-
-def registered_episode_limit(env_id: str) -> int | None:
-    try:
-        return gym.spec(env_id).max_episode_steps
-    except gym.error.Error:
-        return None
 
 
 # ---------------------------------------------------------------------------------------
 # Behaviour policies
 # ---------------------------------------------------------------------------------------
 def behaviour_policy(
-    policy: str | PolicyFn,
+    policy: str | ActionFn,
     num_actions: int,
     seed: int,
-    checkpoint: Any = None,
+    agent: Any = None,
     epsilon: float = 0.0,
-) -> PolicyFn:
+) -> ActionFn:
     """The acting function of a policy kind (or a callable), with epsilon-random actions mixed in.
 
-    ``checkpoint`` is a ``saclab.policy.Policy`` (for greedy, stochastic, epsilon).
+    ``agent`` is a trained ``saclab.Policy`` (for greedy, stochastic, epsilon).
     Random draws come from generators seeded by ``seed``.
     """
     import jax
@@ -106,8 +77,8 @@ def behaviour_policy(
         def base(obs: np.ndarray) -> np.ndarray:
             return rng.integers(num_actions, size=len(obs))
     elif policy in ("greedy", "epsilon", "stochastic"):
-        if checkpoint is None:
-            raise SaclabError(f"policy {policy!r} needs a checkpoint")
+        if agent is None:
+            raise SaclabError(f"policy {policy!r} needs a checkpoint (a trained agent)")
         if policy == "epsilon" and epsilon <= 0.0:
             raise SaclabError("policy 'epsilon' needs epsilon > 0")
         if policy == "stochastic":
@@ -116,10 +87,10 @@ def behaviour_policy(
 
             def base(obs: np.ndarray) -> np.ndarray:
                 calls[0] += 1
-                return checkpoint.act(obs, greedy=False, key=jax.random.fold_in(key, calls[0]))
+                return agent.act(obs, greedy=False, key=jax.random.fold_in(key, calls[0]))
         else:
             def base(obs: np.ndarray) -> np.ndarray:
-                return checkpoint.act(obs)
+                return agent.act(obs)
     else:
         raise SaclabError(f"unknown policy {policy!r} (choose from {', '.join(POLICY_KINDS)} or pass a callable)")
     if epsilon <= 0.0:
@@ -138,11 +109,11 @@ def behaviour_policy(
 # Collection
 # ---------------------------------------------------------------------------------------
 def collect(
-    policy: str | PolicyFn,
+    policy: str | ActionFn,
     env_id: str | None = None,
     episodes: int | None = None,
     steps: int | None = None,
-    checkpoint: str | os.PathLike | None = None,
+    agent: Any = None,
     epsilon: float = 0.0,
     seed: int = 0,
     max_episode_steps: int | None = None,
@@ -153,13 +124,13 @@ def collect(
     """Run a behaviour policy and return its transitions as a ``Dataset``.
 
     Args:
-        policy: "greedy", "stochastic", "epsilon" (needs ``checkpoint``), "random", or a
+        policy: "greedy", "stochastic", "epsilon" (need ``agent``), "random", or a
             callable from an observation batch to actions.
-        env_id: Gymnasium id (default: the checkpoint's env).
+        env_id: Gymnasium id (default: the agent's env).
         episodes: collect exactly this many complete episodes (sub-env i runs its share).
         steps: or collect exactly this many transitions (the last episodes may be cut short:
             their final transition is then neither terminated nor truncated).
-        checkpoint: run or checkpoint directory of a trained agent.
+        agent: a trained agent (``saclab.Policy.load(run_dir)``).
         epsilon: probability of a uniformly random action instead of the policy's.
         seed: seeds the env resets and every random draw.
         max_episode_steps: time-limit truncation (None: the env's registered limit).
@@ -174,14 +145,10 @@ def collect(
         raise SaclabError(f"the collection budget must be >= 1, got {budget}")
     if num_envs < 1:
         raise SaclabError(f"num_envs must be >= 1, got {num_envs}")
-    loaded = None
-    if checkpoint is not None:
-        from saclab.runs.policy import Policy
-
-        loaded = Policy.load(checkpoint)
-        if env_id is not None and env_id != loaded.config.env:
-            raise SaclabError(f"the checkpoint was trained on {loaded.config.env}, not {env_id}")
-        env_id = loaded.config.env
+    if agent is not None:
+        if env_id is not None and env_id != agent.config.env:
+            raise SaclabError(f"the checkpoint was trained on {agent.config.env}, not {env_id}")
+        env_id = agent.config.env
     if env_id is None:
         raise SaclabError("give an env id (or a checkpoint to take it from)")
     if max_episode_steps is not None and max_episode_steps < 1:
@@ -191,25 +158,26 @@ def collect(
 
     env = make_collection_env(env_id, num_envs, max_episode_steps)
     try:
-        spec = check_spaces(env_id, env.single_observation_space, env.single_action_space)
-        act = behaviour_policy(policy, spec.num_actions, seed, loaded, epsilon)
-        arrays = _run(env, act, num_envs, episodes, steps, seed, progress)
+        obs_dim, num_actions = int(env.single_observation_space.shape[0]), int(env.single_action_space.n)
+        act = behaviour_policy(policy, num_actions, seed, agent, epsilon)
+        transitions, starts = _run(env, act, num_envs, episodes, steps, seed, progress)
     finally:
         env.close()
 
     kind = policy if isinstance(policy, str) else getattr(policy, "__name__", "callable")
     cap = max_episode_steps if max_episode_steps is not None else registered_episode_limit(env_id)
     config = types.SimpleNamespace(env=env_id, max_episode_steps=cap)
-    meta = provenance(config, seed, f"collect: {kind} policy", spec.obs_dim, spec.num_actions)
-    meta.update({"policy": kind, "epsilon": float(epsilon), "checkpoint": str(loaded.path) if loaded else None,
+    meta = provenance(config, seed, f"collect: {kind} policy", obs_dim, num_actions)
+    meta.update({"policy": kind, "epsilon": float(epsilon), "checkpoint": str(agent.path) if agent else None,
                  "num_envs": num_envs, "budget": {"episodes": episodes} if episodes else {"steps": steps}})
     meta.update(metadata or {})
-    return Dataset(*arrays, metadata=meta)
+    return Dataset.from_transitions(transitions, starts, meta)
 
 
-def _run(env: gym.vector.VectorEnv, act: PolicyFn, num_envs: int, episodes: int | None, steps: int | None,
-         seed: int, progress: bool | None) -> tuple[np.ndarray, ...]:
-    """Step the vector env until the budget is met; returns the dataset arrays, episodes contiguous."""
+def _run(env: gym.vector.VectorEnv, act: ActionFn, num_envs: int, episodes: int | None, steps: int | None,
+         seed: int, progress: bool | None) -> tuple[Transition, np.ndarray]:
+    """Step the vector env until the budget is met; returns the transitions, episodes contiguous,
+    and their episode starts."""
     if episodes is not None:
         quota = np.full(num_envs, episodes // num_envs)
         quota[: episodes % num_envs] += 1
@@ -217,7 +185,8 @@ def _run(env: gym.vector.VectorEnv, act: PolicyFn, num_envs: int, episodes: int 
         quota = np.full(num_envs, np.iinfo(np.int64).max)
     completed = np.zeros(num_envs, np.int64)
     resetting = np.zeros(num_envs, bool)  # the next step of these sub-envs is an autoreset step
-    record: dict[str, list[np.ndarray]] = {k: [] for k in ("obs", "act", "rew", "next", "term", "trunc", "valid")}
+    record: list[Transition] = []  # one per step, (num_envs,) arrays
+    valid_steps: list[np.ndarray] = []
     recorded = 0
     bar = progress_bar(episodes or steps or 0, desc="collect", enabled=progress)
     obs, _ = env.reset(seed=seed)
@@ -227,9 +196,9 @@ def _run(env: gym.vector.VectorEnv, act: PolicyFn, num_envs: int, episodes: int 
             next_obs, rewards, terminated, truncated, _ = env.step(actions)
             valid = ~resetting & (completed < quota)
             ended = np.asarray(terminated | truncated)
-            for name, value in (("obs", obs), ("act", actions), ("rew", rewards), ("next", next_obs),
-                                ("term", terminated), ("trunc", truncated), ("valid", valid)):
-                record[name].append(np.array(value))
+            record.append(Transition(*(np.array(v) for v in (obs, actions, rewards, next_obs, terminated,
+                                                                truncated))))
+            valid_steps.append(valid)
             finished = valid & ended
             completed += finished
             recorded += int(valid.sum())
@@ -238,17 +207,16 @@ def _run(env: gym.vector.VectorEnv, act: PolicyFn, num_envs: int, episodes: int 
             obs = next_obs
     finally:
         bar.close()
-    return _episodes_contiguous({k: np.stack(v) for k, v in record.items()}, steps)
+    return _episodes_contiguous(Transition.stack(record), np.stack(valid_steps), steps)
 
 
-def _episodes_contiguous(record: dict[str, np.ndarray], steps: int | None) -> tuple[np.ndarray, ...]:
-    """Regroup time-major (T, num_envs) records into contiguous episodes.
+def _episodes_contiguous(record: Transition, valid: np.ndarray, steps: int | None) -> tuple[Transition, np.ndarray]:
+    """Regroup time-major (T, num_envs) records into contiguous episodes (and their starts).
 
     Complete episodes come first, ordered by (end step, sub-env); unfinished ones follow
     in sub-env order; with a ``steps`` budget the result is cut to exactly ``steps`` rows.
     """
-    valid = record["valid"]
-    ended = record["term"] | record["trunc"]
+    ended = record.ended()
     pieces: list[tuple[tuple[int, int], int, np.ndarray]] = []  # (sort key, sub-env, its time indices)
     for i in range(valid.shape[1]):
         times = np.flatnonzero(valid[:, i])
@@ -264,132 +232,7 @@ def _episodes_contiguous(record: dict[str, np.ndarray], steps: int | None) -> tu
     starts = np.concatenate([np.arange(len(times)) == 0 for _, _, times in pieces])
     if steps is not None:
         t, e, starts = t[:steps], e[:steps], starts[:steps]
-    return (record["obs"][t, e], record["act"][t, e], record["rew"][t, e], record["next"][t, e],
-            record["term"][t, e], record["trunc"][t, e], starts)
+    return record.take((t, e)), starts
 
 
-# ---------------------------------------------------------------------------------------
-# Tiers
-# ---------------------------------------------------------------------------------------
-def mean_return(act: PolicyFn, env_id: str, episodes: int, max_steps: int, seed: int) -> float:
-    """Mean return of ``episodes`` episodes of ``act`` (one vector env, fixed seed)."""
-    evaluator = Evaluator(env_id, episodes, max_steps)
-    try:
-        return float(np.mean(evaluator.run(act, seed)))
-    finally:
-        evaluator.close()
-
-
-def calibrate_epsilon(
-    policy: Any,
-    env_id: str,
-    target: float,
-    max_steps: int,
-    seed: int = 0,
-    episodes: int = 50,
-    iterations: int = 8,
-) -> tuple[float, float]:
-    """The epsilon whose epsilon-greedy ``policy`` has a mean return closest to ``target``.
-
-    Bisection on [0, 1] (the return falls as epsilon grows), every candidate measured on the
-    same ``episodes`` episodes (common random numbers); returns (epsilon, measured mean return).
-    """
-    num_actions = policy.learner.num_actions
-
-    def measure(eps: float) -> float:
-        act = behaviour_policy("greedy", num_actions, seed, policy, eps)
-        return mean_return(act, env_id, episodes, max_steps, seed)
-
-    tried = {1.0: measure(1.0)}
-    if tried[1.0] >= target:
-        return 1.0, tried[1.0]
-    low, high = 0.0, 1.0
-    for _ in range(iterations):
-        mid = (low + high) / 2
-        tried[mid] = measure(mid)
-        if tried[mid] > target:
-            low = mid
-        else:
-            high = mid
-    best = min(tried, key=lambda eps: abs(tried[eps] - target))
-    return best, tried[best]
-
-
-def replay_path(run: str | os.PathLike) -> Path:
-    """The replay dataset of an online run (a run dir, its checkpoint dir, or the .h5 file)."""
-    from saclab.runs.online import REPLAY_DATASET
-
-    run = Path(run)
-    for candidate in (run, run / REPLAY_DATASET, run.parent / REPLAY_DATASET):
-        if candidate.is_file():
-            return candidate
-    raise SaclabError(f"no {REPLAY_DATASET} in {run} (the replay tier needs a finished online run)")
-
-
-def collect_tier(
-    tier: str,
-    checkpoint: str | os.PathLike | None = None,
-    env_id: str | None = None,
-    episodes: int | None = None,
-    steps: int | None = None,
-    seed: int = 0,
-    max_episode_steps: int | None = None,
-    num_envs: int = 16,
-    epsilon: float | None = None,
-    calibration_episodes: int = 50,
-    progress: bool | None = None,
-) -> Dataset:
-    """A dataset of a standard quality tier.
-
-    * ``random``: uniformly random actions (``env_id`` or the checkpoint's env).
-    * ``expert``: the checkpoint's greedy policy.
-    * ``medium``: the checkpoint's policy made epsilon-greedy, with epsilon calibrated by
-      bisection so that its mean return is about half (``MEDIUM_FRACTION``) of the greedy
-      policy's (measured on ``calibration_episodes`` episodes); pass ``epsilon`` to skip
-      the calibration.  The measured returns are stored in the metadata.
-    * ``replay``: the replay buffer of the online run at ``checkpoint`` (its ``replay.h5``), as is.
-    """
-    if tier not in TIERS:
-        raise SaclabError(f"unknown tier {tier!r} (choose from {', '.join(TIERS)})")
-    common = dict(env_id=env_id, episodes=episodes, steps=steps, seed=seed, max_episode_steps=max_episode_steps,
-                  num_envs=num_envs, progress=progress)
-    if tier == "replay":
-        if checkpoint is None:
-            raise SaclabError("the replay tier needs an online run directory (--checkpoint RUN)")
-        if episodes is not None or steps is not None:
-            raise SaclabError("the replay tier copies a run's replay buffer: episodes/steps do not apply")
-        path = replay_path(checkpoint)
-        dataset = Dataset.load(path)
-        if env_id is not None and dataset.env_id and dataset.env_id != env_id:
-            raise SaclabError(f"{path} holds {dataset.env_id} transitions, not {env_id}")
-        dataset.metadata.update({"tier": "replay", "copied_from": str(path)})
-        return dataset
-    if tier == "random":
-        if env_id is None and checkpoint is not None:
-            from saclab.runs.policy import Policy
-
-            common["env_id"] = Policy.load(checkpoint).config.env
-        return collect("random", **common, metadata={"tier": "random"})
-    if checkpoint is None:
-        raise SaclabError(f"the {tier} tier needs a checkpoint of a trained agent")
-    if tier == "expert":
-        return collect("greedy", checkpoint=checkpoint, **common, metadata={"tier": "expert"})
-
-    from saclab.runs.policy import Policy
-
-    policy = Policy.load(checkpoint)
-    env = env_id or policy.config.env
-    cap = max_episode_steps or registered_episode_limit(env) or policy.config.max_episode_steps
-    calibration: dict[str, Any] = {}
-    if epsilon is None:
-        expert = mean_return(policy.act, env, calibration_episodes, cap, seed)
-        target = MEDIUM_FRACTION * expert
-        epsilon, measured = calibrate_epsilon(policy, env, target, cap, seed, calibration_episodes)
-        calibration = {"expert_return": expert, "target_return": target, "calibrated_return": measured,
-                       "calibration_episodes": calibration_episodes}
-    return collect("epsilon" if epsilon > 0 else "greedy", checkpoint=checkpoint, epsilon=epsilon, **common,
-                   metadata={"tier": "medium", **calibration})
-
-
-__all__ = ["collect", "collect_tier", "behaviour_policy", "make_collection_env", "calibrate_epsilon",
-           "mean_return", "replay_path", "POLICY_KINDS", "TIERS", "MEDIUM_FRACTION"]
+__all__ = ["collect", "behaviour_policy", "make_collection_env", "POLICY_KINDS"]

@@ -31,19 +31,21 @@ from typing import Any
 
 import numpy as np
 
+from saclab.core.types import Transition
 from saclab.errors import SaclabError
+from saclab.files import atomic_write
 
 FORMAT = "saclab-dataset"
 FORMAT_VERSION = 1
-ARRAYS = ("observations", "actions", "rewards", "next_observations", "terminations", "truncations",
-          "episode_starts")
+ARRAYS = (*Transition._fields, "episode_starts")
+"""The file's arrays: a ``Transition``'s fields, then where each episode starts."""
 _DTYPES = {"observations": np.float32, "actions": np.int64, "rewards": np.float32,
            "next_observations": np.float32, "terminations": bool, "truncations": bool, "episode_starts": bool}
 
 
 @dataclass
 class Dataset:
-    """A fixed set of transitions with its provenance."""
+    """A fixed set of transitions (the fields of a ``Transition``), their episode starts and provenance."""
 
     observations: np.ndarray
     actions: np.ndarray
@@ -63,6 +65,15 @@ class Dataset:
 
     def __len__(self) -> int:
         return len(self.actions)
+
+    @classmethod
+    def from_transitions(cls, transitions: Transition, episode_starts: np.ndarray,
+                         metadata: dict[str, Any] | None = None) -> Dataset:
+        return cls(*transitions, episode_starts, metadata=dict(metadata or {}))
+
+    @property
+    def transitions(self) -> Transition:
+        return Transition(*(getattr(self, name) for name in Transition._fields))
 
     # ----------------------------------------------------------------------------------
     @property
@@ -165,22 +176,23 @@ class Dataset:
 
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp")
-        with h5py.File(tmp, "w") as f:
-            for name in ARRAYS:
-                f.create_dataset(name, data=getattr(self, name), compression="gzip", compression_opts=4)
-            attrs = {**self.metadata, "format": FORMAT, "format_version": FORMAT_VERSION,
-                     "obs_dim": self.obs_dim, "num_actions": self.num_actions}
-            encoded = []
-            for key, value in attrs.items():
-                value = _attr(value)
-                if not isinstance(value, (str, int, float, bool)):
-                    value = json.dumps(value)
-                    encoded.append(key)
-                f.attrs[key] = value
-            f.attrs["json_attrs"] = json.dumps(encoded)
-        os.replace(tmp, path)
-        return path
+        attrs = {**self.metadata, "format": FORMAT, "format_version": FORMAT_VERSION,
+                 "obs_dim": self.obs_dim, "num_actions": self.num_actions}
+
+        def write(tmp: Path) -> None:
+            with h5py.File(tmp, "w") as f:
+                for name in ARRAYS:
+                    f.create_dataset(name, data=getattr(self, name), compression="gzip", compression_opts=4)
+                encoded = []
+                for key, value in attrs.items():
+                    value = _attr(value)
+                    if not isinstance(value, (str, int, float, bool)):
+                        value = json.dumps(value)
+                        encoded.append(key)
+                    f.attrs[key] = value
+                f.attrs["json_attrs"] = json.dumps(encoded)
+
+        return atomic_write(path, write)
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> Dataset:
@@ -230,12 +242,10 @@ class Dataset:
     @classmethod
     def from_buffer(cls, buffer: Any, config: Any, seed: int, source: str) -> Dataset:
         """The transitions of a ``ReplayBuffer``, oldest first, as a dataset."""
-        arrays = buffer.arrays()
-        ended = arrays["terminated"] | arrays["truncated"]
-        starts = np.concatenate([[True], ended[:-1]])
-        return cls(arrays["obs"], arrays["actions"], arrays["rewards"], arrays["next_obs"],
-                   arrays["terminated"], arrays["truncated"], starts,
-                   metadata=provenance(config, seed, source, buffer.obs_dim, _num_actions(config)))
+        transitions = buffer.transitions()
+        starts = np.concatenate([[True], transitions.ended()[:-1]])
+        return cls.from_transitions(transitions, starts,
+                                    provenance(config, seed, source, buffer.obs_dim, _num_actions(config)))
 
 
 def _num_actions(config: Any) -> int:

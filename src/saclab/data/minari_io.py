@@ -27,7 +27,9 @@ from typing import Any
 
 import numpy as np
 
+from saclab.core.types import Transition
 from saclab.data.dataset import Dataset
+from saclab.envs.make import check_spaces
 from saclab.errors import SaclabError
 
 SACLAB_KEY = "saclab_metadata"
@@ -180,7 +182,6 @@ def import_minari(dataset_id_or_path: str | os.PathLike, root: str | os.PathLike
     truncations are kept apart, and each Minari episode starts a saclab episode.
     """
     minari = _minari()
-    from saclab.envs.make import check_spaces
 
     data_path, name = _data_path(dataset_id_or_path, root)
     try:
@@ -189,7 +190,7 @@ def import_minari(dataset_id_or_path: str | os.PathLike, root: str | os.PathLike
         raise SaclabError(f"cannot read Minari dataset {name}: {e}") from None
     env_id = source.env_spec.id if source.env_spec is not None else ""
     spec = check_spaces(env_id or name, source.observation_space, source.action_space)
-    parts: dict[str, list[np.ndarray]] = {k: [] for k in ("obs", "act", "rew", "next", "term", "trunc", "start")}
+    parts: list[Transition] = []  # one per episode
     try:
         for episode in source.iterate_episodes():
             observations = np.asarray(episode.observations, np.float32)
@@ -199,18 +200,16 @@ def import_minari(dataset_id_or_path: str | os.PathLike, root: str | os.PathLike
             if observations.shape[0] != steps + 1:
                 raise SaclabError(f"Minari dataset {name}: episode {episode.id} has {observations.shape[0]} "
                                   f"observations for {steps} steps (expected {steps + 1})")
-            parts["obs"].append(observations[:-1])
-            parts["next"].append(observations[1:])
-            parts["act"].append(np.asarray(episode.actions).reshape(steps))
-            parts["rew"].append(np.asarray(episode.rewards, np.float32).reshape(steps))
-            parts["term"].append(np.asarray(episode.terminations, bool).reshape(steps))
-            parts["trunc"].append(np.asarray(episode.truncations, bool).reshape(steps))
-            parts["start"].append(np.arange(steps) == 0)
+            parts.append(Transition(
+                observations[:-1], np.asarray(episode.actions).reshape(steps),
+                np.asarray(episode.rewards, np.float32).reshape(steps), observations[1:],
+                np.asarray(episode.terminations, bool).reshape(steps),
+                np.asarray(episode.truncations, bool).reshape(steps)))
     except SaclabError:
         raise
     except (ValueError, KeyError, TypeError, OSError) as e:
         raise SaclabError(f"cannot read Minari dataset {name}: {e}") from None
-    if not parts["act"]:
+    if not parts:
         raise SaclabError(f"Minari dataset {name} is empty (0 transitions)")
     raw = source.storage.metadata
     metadata: dict[str, Any] = dict(raw.get(SACLAB_KEY) or {})
@@ -220,8 +219,8 @@ def import_minari(dataset_id_or_path: str | os.PathLike, root: str | os.PathLike
     metadata.setdefault("source", f"minari: {source.spec.dataset_id}")
     if not metadata["env_id"]:
         metadata.pop("env_id")
-    arrays = [np.concatenate(parts[k]) for k in ("obs", "act", "rew", "next", "term", "trunc", "start")]
-    return Dataset(*arrays, metadata=metadata)
+    starts = np.concatenate([np.arange(len(part.actions)) == 0 for part in parts])
+    return Dataset.from_transitions(Transition.concatenate(parts), starts, metadata)
 
 
 __all__ = ["export_minari", "import_minari", "minari_root", "SACLAB_KEY"]

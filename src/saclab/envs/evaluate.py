@@ -15,10 +15,10 @@ from collections.abc import Callable
 import gymnasium as gym
 import numpy as np
 
-from saclab.envs.make import check_spaces, make_vector_env
+from saclab.envs.make import make_vector_env
 
-Policy = Callable[[np.ndarray], np.ndarray]
-"""Maps a batch of observations (N, obs_dim) to actions (N,)."""
+ActionFn = Callable[[np.ndarray], np.ndarray]
+"""Acting: maps a batch of observations (N, obs_dim) to actions (N,)."""
 
 
 class Evaluator:
@@ -26,17 +26,16 @@ class Evaluator:
 
     def __init__(self, env_id: str, num_episodes: int, max_steps: int) -> None:
         self.env: gym.vector.VectorEnv = make_vector_env(env_id, num_episodes)
-        check_spaces(env_id, self.env.single_observation_space, self.env.single_action_space)
         self.num_episodes = num_episodes
         self.max_steps = max_steps
 
-    def run(self, policy: Policy, seed: int) -> np.ndarray:
+    def run(self, act: ActionFn, seed: int) -> np.ndarray:
         """Returns of ``num_episodes`` episodes (float64, shape (N,))."""
         obs, _ = self.env.reset(seed=seed)
         returns = np.zeros(self.num_episodes)
         alive = np.ones(self.num_episodes, bool)
         for _ in range(self.max_steps):
-            actions = np.asarray(policy(np.asarray(obs, np.float32)))
+            actions = np.asarray(act(np.asarray(obs, np.float32)))
             obs, rewards, terminated, truncated, _ = self.env.step(actions)
             returns += np.where(alive, rewards, 0.0)
             alive &= ~(terminated | truncated)
@@ -48,10 +47,10 @@ class Evaluator:
         self.env.close()
 
 
-def evaluate_policy(policy: Policy, env_id: str, num_episodes: int, max_steps: int, seed: int = 0) -> np.ndarray:
-    """Returns of ``num_episodes`` greedy episodes (creates and closes a vector env)."""
+def evaluate_policy(act: ActionFn, env_id: str, num_episodes: int, max_steps: int, seed: int = 0) -> np.ndarray:
+    """Returns of ``num_episodes`` episodes of ``act`` (creates and closes a vector env)."""
     evaluator = Evaluator(env_id, num_episodes, max_steps)
     try:
-        return evaluator.run(policy, seed)
+        return evaluator.run(act, seed)
     finally:
         evaluator.close()

@@ -55,17 +55,36 @@ def make_env(env_id: str, max_episode_steps: int | None = None) -> tuple[gym.Env
     return env, spec
 
 
-def make_vector_env(env_id: str, num_envs: int) -> gym.vector.VectorEnv:
-    """A vector env for evaluation/collection: the env's own fast vector
-    implementation where it has one (CartPole), else a synchronous one."""
+def make_vector_env(env_id: str, num_envs: int, max_episode_steps: int | None = None) -> gym.vector.VectorEnv:
+    """The one place vector envs are made (evaluation, collection): the env's own fast vector
+    implementation where it has one (CartPole), else a synchronous one; its spaces checked.
+    ``max_episode_steps`` truncates episodes (None: the env's registered limit)."""
+    kwargs = {} if max_episode_steps is None else {"max_episode_steps": max_episode_steps}
+    env = None
+    for mode in ("vector_entry_point", "sync"):
+        try:
+            env = gym.make_vec(env_id, num_envs=num_envs, vectorization_mode=mode, **kwargs)
+            break
+        except gym.error.Error as e:
+            error = e
+        except ImportError as e:
+            raise SaclabError(f"environment {env_id!r} needs a missing package: {e}") from None
+    if env is None:
+        raise SaclabError(f"unknown environment {env_id!r}: {error}")
     try:
-        return gym.make_vec(env_id, num_envs=num_envs, vectorization_mode="vector_entry_point")
+        check_spaces(env_id, env.single_observation_space, env.single_action_space)
+    except SaclabError:
+        env.close()
+        raise
+    return env
+
+
+def registered_episode_limit(env_id: str) -> int | None:
+    """The episode cap ``env_id`` is registered with (None: none, or an unknown id)."""
+    try:
+        return gym.spec(env_id).max_episode_steps
     except gym.error.Error:
-        pass
-    try:
-        return gym.make_vec(env_id, num_envs=num_envs, vectorization_mode="sync")
-    except gym.error.Error as e:
-        raise SaclabError(f"unknown environment {env_id!r}: {e}") from None
+        return None
 
 
 def rng_state(env: gym.Env) -> dict:

@@ -33,8 +33,8 @@ from typing import Any
 
 from saclab.config import NOTEBOOK_CQL_WEIGHT, SACConfig, preset
 from saclab.errors import SaclabError
+from saclab.files import write_json
 from saclab.launch.sweep import Job, JobOutcome, run_jobs
-from saclab.runs.checkpoint import write_json
 
 PLAN_FILE = "study.json"
 EPISODE_CAP = 200  # the notebook's STEPS_PER_EPISODE
@@ -153,7 +153,8 @@ def seconds_per_update(config: SACConfig) -> float:
     import jax
     import numpy as np
 
-    from saclab.core.agent import Learner, batch_from_numpy, init_state, update_epoch
+    from saclab.core.agent import Learner, init_state, update_epoch
+    from saclab.core.types import batch_from_numpy
     from saclab.envs.make import env_spec
 
     learner = Learner.from_config(config, env_spec(config.env))
@@ -274,7 +275,7 @@ def best_online_run(plan: StudyPlan, out: Path) -> Path:
 
 
 def make_tier_datasets(plan: StudyPlan, out: Path) -> None:
-    from saclab.data.collect import collect_tier
+    from saclab.runs.tiers import collect_tier
 
     expert = best_online_run(plan, out)
     for tier in plan.tiers:

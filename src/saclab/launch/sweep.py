@@ -414,7 +414,7 @@ class Experiment:
 
     def save(self, out: str | os.PathLike) -> Path:
         """Write ``out/sweep.json`` atomically."""
-        from saclab.runs.checkpoint import write_json
+        from saclab.files import write_json
         from saclab.version import __version__
 
         out = Path(out)

@@ -26,6 +26,7 @@ from safetensors import safe_open
 from safetensors.numpy import save_file
 
 from saclab.errors import SaclabError
+from saclab.files import write_json
 
 STATE_FILE = "state.safetensors"
 BUFFER_FILE = "buffer.safetensors"
@@ -59,13 +60,6 @@ def arrays_to_pytree(arrays: dict[str, np.ndarray], template: Any, source: str =
             )
         restored.append(np.asarray(value, dtype=np.asarray(leaf).dtype))
     return jax.tree_util.tree_unflatten(jax.tree_util.tree_structure(template), restored)
-
-
-def write_json(path: Path, data: Any) -> None:
-    """Write JSON atomically (temp file + rename)."""
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=True))
-    os.replace(tmp, path)
 
 
 def save_checkpoint(

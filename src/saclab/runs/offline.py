@@ -5,6 +5,8 @@ the transitions cut into ``N // batch_size`` minibatches (the remainder is
 dropped, so every transition is used at most once per epoch) and runs as a
 single jitted ``lax.scan`` (``agent.update_epoch``): no Python work per
 minibatch and one host sync per epoch, when the epoch's metric means are read.
+``train_offline_vmapped`` runs several seeds through the same loop with the
+epoch vmapped over them (``epochs.update_epoch_seeds``), one run directory each.
 
 After each epoch the greedy policy is evaluated on ``offline_eval_episodes``
 fresh episodes and the row is logged with value diagnostics that show
@@ -29,10 +31,8 @@ at the next epoch and yields exactly the run that would have happened.
 
 from __future__ import annotations
 
-import math
-import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -40,99 +40,41 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from saclab.version import __version__
-from saclab.core.agent import Batch, Learner, batch_from_numpy, greedy_action, init_state, update_epoch
-from saclab.runs.checkpoint import find_checkpoint, load_meta, load_state, save_checkpoint, write_json
 from saclab.config import SACConfig
+from saclab.core.agent import Learner, greedy_action, init_state, update_epoch
 from saclab.data.dataset import Dataset
-from saclab.core.types import EnvSpec
-from saclab.envs.make import env_spec
-from saclab.errors import SaclabError
 from saclab.envs.evaluate import Evaluator
-from saclab.runs.online import RunResult, _finished, _return_stats, default_run_dir, evaluation_seed, summarize
-from saclab.runs.runlog import CONFIG_FILE, RunLog, read_evaluations, read_result, write_result
+from saclab.errors import SaclabError
+from saclab.files import write_json
+from saclab.runs.checkpoint import save_checkpoint
+from saclab.runs.epochs import (
+    check_dataset,
+    device_batch,
+    epoch_indices,
+    notebook_epoch_indices,
+    notebook_permutation,
+    q_bound,
+    update_epoch_seeds,
+)
+from saclab.runs.offline_records import (
+    KIND,
+    checkpoint_meta,
+    dataset_info,
+    diverged_message,
+    evaluation_row,
+    finish_run,
+    new_counters,
+    non_finite,
+    overestimation_message,
+    restore_checkpoint,
+    run_config,
+    warn,
+)
+from saclab.runs.run import RunResult, default_run_dir, evaluation_seed, finished_result
+from saclab.runs.runlog import CONFIG_FILE, RunLog, read_result
 from saclab.runtime import enable_compilation_cache, progress_bar
 
-KIND = "offline"
 
-
-# ---------------------------------------------------------------------------------------
-# Minibatch indices of one epoch
-# ---------------------------------------------------------------------------------------
-def epoch_indices(rng: np.random.Generator, num_transitions: int, batch_size: int) -> np.ndarray:
-    """A fresh permutation of ``range(num_transitions)`` cut into ``num_transitions // batch_size``
-    minibatches, shape (U, batch_size) int32: every transition at most once (the remainder,
-    fewer than ``batch_size`` transitions, is left out of this epoch)."""
-    updates = num_transitions // batch_size
-    return rng.permutation(num_transitions)[: updates * batch_size].reshape(updates, batch_size).astype(np.int32)
-
-
-def notebook_permutation(seed: int, capacity: int) -> np.ndarray:
-    """The notebook buffer's ``mirror_index``: one permutation of the whole capacity,
-    drawn once (when the buffer is created) and reused by every epoch."""
-    return np.random.default_rng(np.random.SeedSequence([seed, 0x0B00C])).permutation(capacity)
-
-
-def notebook_epoch_indices(permutation: np.ndarray, num_transitions: int, batch_size: int) -> np.ndarray:
-    """The notebook's offline sampler, reproduced only to reproduce the notebook (its bug).
-
-    The notebook walks ``mirror_index[start:start + batch_size]`` for
-    ``start = 0, batch_size, ...`` over ``N // batch_size`` minibatches, where
-    ``mirror_index`` permutes the buffer's whole *capacity* (500k), not its N
-    filled slots.  So most indices point at never-written, all-zero slots
-    (zero state, action 0, reward 0, not done), and most real transitions are
-    never seen.  Here every index >= N is mapped to row N, which ``train_offline``
-    fills with zeros; the (U, batch_size) result is the same in every epoch.
-    """
-    updates = num_transitions // batch_size
-    if len(permutation) < updates * batch_size:
-        raise SaclabError(f"notebook_epoch_sampler needs buffer_size >= the dataset's {num_transitions} "
-                          f"transitions, got {len(permutation)}")
-    idx = permutation[: updates * batch_size].reshape(updates, batch_size)
-    return np.where(idx < num_transitions, idx, num_transitions).astype(np.int32)
-
-
-# ---------------------------------------------------------------------------------------
-# Data on the device
-# ---------------------------------------------------------------------------------------
-def device_batch(dataset: Dataset, truncation_is_terminal: bool = False, zero_row: bool = False) -> Batch:
-    """The whole dataset as one device-resident ``Batch`` (weights all ones).
-
-    ``terminated`` is the dataset's terminations (or terminations | truncations
-    with ``truncation_is_terminal``); ``zero_row`` appends one all-zero
-    transition (the notebook sampler's empty slot).
-    """
-    terminated = dataset.terminations | dataset.truncations if truncation_is_terminal else dataset.terminations
-    arrays = [dataset.observations, dataset.actions, dataset.rewards, dataset.next_observations, terminated]
-    if zero_row:
-        arrays = [np.concatenate([a, np.zeros((1, *a.shape[1:]), a.dtype)]) for a in arrays]
-    return jax.device_put(batch_from_numpy(*arrays))
-
-
-def check_dataset(dataset: Dataset, config: SACConfig, spec: EnvSpec | None = None) -> EnvSpec:
-    """Refuse a dataset that does not fit ``config.env`` or holds less than one minibatch."""
-    if dataset.env_id and dataset.env_id != config.env:
-        raise SaclabError(f"dataset was collected on {dataset.env_id} but the config's env is {config.env} "
-                          f"(pass --env {dataset.env_id})")
-    spec = spec or env_spec(config.env)
-    dataset.check_env(spec.obs_dim, spec.num_actions, config.env)
-    if len(dataset) < config.batch_size:
-        raise SaclabError(f"dataset has {len(dataset)} transitions, fewer than one minibatch "
-                          f"(batch_size={config.batch_size})")
-    if config.notebook_epoch_sampler and config.buffer_size < len(dataset):
-        raise SaclabError(f"notebook_epoch_sampler needs buffer_size >= the dataset's {len(dataset)} "
-                          f"transitions, got {config.buffer_size}")
-    return spec
-
-
-def q_bound(r_max: float, gamma: float) -> float:
-    """The largest discounted return with rewards <= r_max: r_max/(1-gamma), or r_max if r_max < 0."""
-    return r_max / (1.0 - gamma) if r_max >= 0 else r_max
-
-
-# ---------------------------------------------------------------------------------------
-# The loop
-# ---------------------------------------------------------------------------------------
 def train_offline(
     config: SACConfig,
     dataset: Dataset,
@@ -157,186 +99,183 @@ def train_offline(
         tensorboard: also write TensorBoard events.
         on_epoch_end: called with the epoch's evaluation row after its checkpoint is written.
     """
-    enable_compilation_cache()
     run_dir = Path(run_dir) if run_dir is not None else default_run_dir(KIND, config, seed)
-    if resume and read_result(run_dir) is not None:
-        return _finished(run_dir, config, seed)
+    return _train(config, dataset, {seed: run_dir}, False, resume, progress, tensorboard, on_epoch_end)[0]
+
+
+def train_offline_vmapped(
+    config: SACConfig,
+    dataset: Dataset,
+    seeds: Sequence[int],
+    out: str | Path,
+    progress: bool | None = None,
+    tensorboard: bool = True,
+    resume: bool = False,
+) -> list[RunResult]:
+    """Train ``config`` offline on ``dataset`` for every seed in ``seeds`` at once (``jax.vmap``).
+
+    Each seed's run is the one ``train_offline`` gives for that seed (same initial state,
+    permutations, evaluations and run directory ``out/seed-N``, so ``train_offline(...,
+    resume=True)`` can continue it), up to floating-point rounding of the batched matmuls.
+    The GPU path: on a CPU one single-threaded process per seed (``saclab.launch``) is faster.
+
+    Args:
+        config: hyperparameters and schedule, as for ``train_offline``.
+        dataset: the transitions, shared by all seeds (on the device once).
+        seeds: distinct run seeds; seed N's run goes to ``out/seed-N``.
+        out: the directory of the seeds' run directories.
+        progress: show a progress bar over the epochs (None: only on a terminal).
+        tensorboard: also write TensorBoard events.
+        resume: finished seeds (``result.json``) are returned as they are; the others continue
+            from their checkpoints, which must all be at the same epoch (otherwise resume them
+            one by one with ``train_offline``).
+
+    Returns one ``RunResult`` per seed, in the order of ``seeds``.  A seed whose loss
+    diverges stops being logged and checkpointed while the others go on; a ``SaclabError``
+    naming it is raised once the others have finished.
+    """
+    seeds = [int(s) for s in seeds]
+    if not seeds:
+        raise SaclabError("no seeds to train")
+    if len(set(seeds)) != len(seeds):
+        raise SaclabError(f"seeds must be distinct, got {seeds}")
+    return _train(config, dataset, {s: Path(out) / f"seed-{s}" for s in seeds}, True, resume, progress,
+                  tensorboard)
+
+
+def _stack(trees: Sequence[Any]) -> Any:
+    return jax.tree_util.tree_map(lambda *xs: jnp.stack([jnp.asarray(x) for x in xs]), *trees)
+
+
+def _take(tree: Any, i: int) -> Any:
+    return jax.tree_util.tree_map(lambda x: x[i], tree)
+
+
+def _train(config: SACConfig, dataset: Dataset, run_dirs: dict[int, Path], vmapped: bool, resume: bool,
+           progress: bool | None, tensorboard: bool,
+           on_epoch_end: Callable[[dict[str, Any]], None] | None = None) -> list[RunResult]:
+    """The offline loop, for one seed (``vmapped`` False) or several seeds vmapped together."""
+    enable_compilation_cache()
+    seeds = list(run_dirs)
+    finished = {s: finished_result(run_dirs[s], config, s) for s in seeds
+                if resume and read_result(run_dirs[s]) is not None}
+    active = [s for s in seeds if s not in finished]
+    if not active:
+        return [finished[s] for s in seeds]
 
     spec = check_dataset(dataset, config)
     learner = Learner.from_config(config, spec)
     n = len(dataset)
     updates_per_epoch = n // config.batch_size
     data_info = dataset_info(dataset)
-    state = init_state(learner, jax.random.PRNGKey(seed))
-    rng = np.random.default_rng(seed)
-    counters = new_counters()
-
-    checkpoint_dir = run_dir / "checkpoint"
-    resumed = False
+    states = [init_state(learner, jax.random.PRNGKey(s)) for s in active]
+    rngs = {s: np.random.default_rng(s) for s in active}
+    counters = {s: new_counters() for s in active}
+    resumed: set[int] = set()
     if resume:
-        restored = restore_checkpoint(run_dir, config, seed, data_info, state, rng)
-        if restored is not None:
-            state, counters = restored
-            resumed = True
+        for i, s in enumerate(active):
+            restored = restore_checkpoint(run_dirs[s], config, s, data_info, states[i], rngs[s])
+            if restored is not None:
+                states[i], counters[s] = restored
+                resumed.add(s)
+        if len({counters[s]["epoch"] for s in active}) > 1:
+            where = ", ".join(f"seed {s}: epoch {counters[s]['epoch']}" for s in active)
+            raise SaclabError(f"cannot resume the seeds together: their checkpoints are at different epochs "
+                              f"({where}); resume without --vmap")
 
-    r_max = float(dataset.rewards.max())
-    bound = q_bound(r_max, config.gamma)
+    bound = q_bound(float(dataset.rewards.max()), config.gamma)
     mc_return = float(dataset.discounted_returns(config.gamma).mean())
     data = device_batch(dataset, config.truncation_is_terminal, zero_row=config.notebook_epoch_sampler)
-    fixed_indices = None
-    if config.notebook_epoch_sampler:
-        fixed_indices = jnp.asarray(notebook_epoch_indices(notebook_permutation(seed, config.buffer_size),
-                                                           n, config.batch_size))
+    fixed = {s: notebook_epoch_indices(notebook_permutation(s, config.buffer_size), n, config.batch_size)
+             for s in active} if config.notebook_epoch_sampler else None
+    if vmapped:
+        state, run_epoch = _stack(states), update_epoch_seeds
+    else:
+        (state,), run_epoch = states, update_epoch
 
-    run_dir.mkdir(parents=True, exist_ok=True)
-    write_json(run_dir / CONFIG_FILE, run_config(config, seed, spec, data_info))
-    log = RunLog(run_dir, tensorboard=tensorboard, resume_step=counters["updates"] if resumed else None)
-    evaluator = Evaluator(config.env, config.offline_eval_episodes, config.max_episode_steps)
-    bar = progress_bar(config.epochs, counters["epoch"], desc=f"offline seed {seed}", enabled=progress)
-    started = time.perf_counter() - counters["wall_time"]
+    def epoch_inputs() -> jax.Array:
+        indices = [fixed[s] if fixed is not None else epoch_indices(rngs[s], n, config.batch_size) for s in active]
+        return jnp.asarray(np.stack(indices) if vmapped else indices[0])
 
-    def greedy(observations: np.ndarray) -> np.ndarray:
-        return np.asarray(greedy_action(learner, state.actor_params, observations))
-
+    logs: dict[int, RunLog] = {}
+    evaluator: Evaluator | None = None
+    epoch0 = counters[active[0]]["epoch"]
+    label = f"{active[0]}" if len(active) == 1 else f"{active[0]}..{active[-1]}"
+    bar = progress_bar(config.epochs, epoch0, desc=f"offline {'vmap ' if vmapped else ''}seed {label}",
+                       enabled=progress)
+    failed: dict[int, str] = {}
+    warned: set[int] = set()
+    now = time.perf_counter()
+    started = {s: now - counters[s]["wall_time"] for s in active}
     try:
-        warned = False
-        while counters["epoch"] < config.epochs:
-            epoch = counters["epoch"] + 1
-            indices = fixed_indices if fixed_indices is not None else jnp.asarray(
-                epoch_indices(rng, n, config.batch_size))
-            state, metrics = update_epoch(learner, state, data, indices)
-            means = jax.device_get(jax.tree_util.tree_map(jnp.mean, metrics))  # the epoch's one host sync
-            means = {k: float(v) for k, v in means.items()}
-            bad = non_finite(means)
-            if bad:
-                raise SaclabError(diverged_message(bad, epoch, counters["epoch"], checkpoint_dir))
-            counters["epoch"] = epoch
-            counters["updates"] += updates_per_epoch
-            step = counters["updates"]
+        for s in active:
+            run_dirs[s].mkdir(parents=True, exist_ok=True)
+            write_json(run_dirs[s] / CONFIG_FILE, run_config(config, s, spec, data_info))
+            logs[s] = RunLog(run_dirs[s], tensorboard=tensorboard,
+                             resume_step=counters[s]["updates"] if s in resumed else None)
+        evaluator = Evaluator(config.env, config.offline_eval_episodes, config.max_episode_steps)
+        for epoch in range(epoch0 + 1, config.epochs + 1):
+            state, metrics = run_epoch(learner, state, data, epoch_inputs())
+            means_all = jax.device_get(jax.tree_util.tree_map(lambda m: jnp.mean(m, axis=-1), metrics))  # 1 sync
+            host_state = jax.device_get(state) if vmapped else state  # for the checkpoints
+            for i, s in enumerate(active):
+                if s in failed:
+                    continue
+                means = {k: float(v[i] if vmapped else v) for k, v in means_all.items()}
+                bad = non_finite(means)
+                if bad:
+                    failed[s] = diverged_message(bad, epoch, counters[s]["epoch"], run_dirs[s] / "checkpoint")
+                    if len(active) > 1:
+                        warn(bar, f"saclab: seed {s}: {failed[s]}")
+                    continue
+                counters[s]["epoch"] = epoch
+                counters[s]["updates"] += updates_per_epoch
+                step = counters[s]["updates"]
+                actor_params = _take(state.actor_params, i) if vmapped else state.actor_params
 
-            returns = evaluator.run(greedy, evaluation_seed(seed, epoch))
-            row = evaluation_row(step, epoch, returns, means, mc_return, bound,
-                                 round(time.perf_counter() - started, 3))
-            log.log_eval(row)
-            log.log_metrics({"step": step, "epoch": epoch, **means})
-            if row["overestimated"] and not warned:  # once per run; every epoch's flag is in the log
-                _warn(bar, overestimation_message(epoch, means, bound, run_dir))
-                warned = True
+                def greedy(observations: np.ndarray, actor_params: Any = actor_params) -> np.ndarray:
+                    return np.asarray(greedy_action(learner, actor_params, observations))
 
-            counters["wall_time"] = time.perf_counter() - started
-            save_checkpoint(checkpoint_dir, state, checkpoint_meta(config, seed, counters, rng, data_info))
+                returns = evaluator.run(greedy, evaluation_seed(s, epoch))
+                row = evaluation_row(step, epoch, returns, means, mc_return, bound,
+                                     round(time.perf_counter() - started[s], 3))
+                logs[s].log_eval(row)
+                logs[s].log_metrics({"step": step, "epoch": epoch, **means})
+                if row["overestimated"] and s not in warned:  # once per run; every epoch's flag is in the log
+                    warn(bar, overestimation_message(epoch, means, bound, run_dirs[s]))
+                    warned.add(s)
+                counters[s]["wall_time"] = time.perf_counter() - started[s]
+                save_checkpoint(run_dirs[s] / "checkpoint", _take(host_state, i) if vmapped else state,
+                                checkpoint_meta(config, s, counters[s], rngs[s], data_info))
+                if not vmapped:
+                    bar.set_postfix(eval=f"{row['return_mean']:.1f}", q=f"{means['q_data']:.1f}")
+                if on_epoch_end is not None:
+                    on_epoch_end(row)
             bar.update(1)
-            bar.set_postfix(eval=f"{row['return_mean']:.1f}", q=f"{means['q_data']:.1f}")
-            if on_epoch_end is not None:
-                on_epoch_end(row)
+            if len(failed) == len(active):
+                break
     finally:
         bar.close()
-        log.close()
-        evaluator.close()
+        for log in logs.values():
+            log.close()
+        if evaluator is not None:
+            evaluator.close()
 
-    wall = time.perf_counter() - started
-    summary, evaluations = finish_run(run_dir, config, counters, n, wall)
-    return RunResult(run_dir, config, seed, summary, evaluations, state, learner)
-
-
-# ---------------------------------------------------------------------------------------
-# The pieces of a run's records (shared with saclab.runs.vmap_seeds)
-# ---------------------------------------------------------------------------------------
-def new_counters() -> dict[str, Any]:
-    """A fresh run's counters (saved in every checkpoint)."""
-    return {"epoch": 0, "updates": 0, "wall_time": 0.0}
-
-
-def dataset_info(dataset: Dataset) -> dict[str, Any]:
-    """The dataset's identity as recorded in config.json and checkpoints (the sha256 guards resume)."""
-    return {"path": str(dataset.path) if dataset.path else None, "transitions": len(dataset),
-            "sha256": dataset.fingerprint(), "env_id": dataset.env_id}
-
-
-def run_config(config: SACConfig, seed: int, spec: EnvSpec, data_info: dict[str, Any]) -> dict[str, Any]:
-    """The content of an offline run's config.json."""
-    return {"kind": KIND, "seed": seed, "config": config.to_dict(), "env": vars(spec),
-            "dataset": data_info, "saclab_version": __version__}
+    if failed and not vmapped:
+        raise SaclabError(failed[seeds[0]])
+    results: dict[int, RunResult] = dict(finished)
+    for i, s in enumerate(active):
+        if s not in failed:
+            wall = time.perf_counter() - started[s]
+            extra = {"vmap_seeds": len(active)} if vmapped else {}
+            summary, evaluations = finish_run(run_dirs[s], config, counters[s], n, wall, **extra)
+            results[s] = RunResult(run_dirs[s], config, s, summary, evaluations,
+                                   _take(state, i) if vmapped else state, learner)
+    if failed:
+        first = min(failed)
+        others = f" ({len(failed) - 1} more seeds failed)" if len(failed) > 1 else ""
+        raise SaclabError(f"seed {first}: {failed[first]}{others}")
+    return [results[s] for s in seeds]
 
 
-def checkpoint_meta(config: SACConfig, seed: int, counters: dict[str, Any], rng: np.random.Generator,
-                    data_info: dict[str, Any]) -> dict[str, Any]:
-    """The meta.json of an offline checkpoint (what ``train_offline(resume=True)`` reads)."""
-    return {"kind": KIND, "seed": seed, "config": config.to_dict(), "counters": counters,
-            "rng": rng.bit_generator.state, "dataset": data_info, "saclab_version": __version__}
-
-
-def restore_checkpoint(run_dir: Path, config: SACConfig, seed: int, data_info: dict[str, Any], template: Any,
-                       rng: np.random.Generator) -> tuple[Any, dict[str, Any]] | None:
-    """Load ``run_dir``'s checkpoint, if any, after checking it fits: ``(state, counters)``, and
-    ``rng`` set to the saved permutation generator's state; None when there is no checkpoint."""
-    checkpoint = find_checkpoint(run_dir)
-    if checkpoint is None:
-        return None
-    meta = load_meta(checkpoint)
-    _check_compatible(meta, config, seed, data_info, checkpoint)
-    state = load_state(checkpoint, template)
-    rng.bit_generator.state = meta["rng"]
-    return state, meta["counters"]
-
-
-def non_finite(means: dict[str, float]) -> list[str]:
-    """The names of the non-finite epoch means, sorted."""
-    return sorted(k for k, v in means.items() if not math.isfinite(v))
-
-
-def diverged_message(bad: list[str], epoch: int, last_epoch: int, checkpoint_dir: Path) -> str:
-    return (f"training diverged: non-finite {', '.join(bad)} in epoch {epoch} "
-            f"(last good checkpoint: epoch {last_epoch} in {checkpoint_dir})")
-
-
-def evaluation_row(step: int, epoch: int, returns: np.ndarray, means: dict[str, float], mc_return: float,
-                   bound: float, time_s: float) -> dict[str, Any]:
-    """One row of evaluations.csv: return statistics and the value diagnostics."""
-    overestimated = means["q_data"] > bound or means["q_greedy"] > bound
-    return {"step": step, "epoch": epoch, **_return_stats(returns),
-            "q_data": means["q_data"], "q_greedy": means["q_greedy"], "mc_return": mc_return,
-            "q_bound": bound, "overestimated": overestimated, "time_s": time_s}
-
-
-def overestimation_message(epoch: int, means: dict[str, float], bound: float, run_dir: Path | None = None) -> str:
-    q = max(means["q_data"], means["q_greedy"])
-    where = f"{run_dir}: " if run_dir is not None else ""
-    return (f"saclab: warning: {where}epoch {epoch}: mean Q {q:.1f} exceeds r_max/(1-gamma) = {bound:.1f} "
-            "(overestimation; the 'overestimated' column of evaluations.csv flags every epoch)")
-
-
-def finish_run(run_dir: Path, config: SACConfig, counters: dict[str, Any], transitions: int, wall: float,
-               **extra: Any) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """Write result.json from the run's evaluations; returns (summary, evaluations)."""
-    evaluations = read_evaluations(run_dir)
-    summary = summarize(evaluations, epochs=counters["epoch"], updates=counters["updates"],
-                        transitions=transitions, cql_weight=config.cql_weight, wall_time_s=round(wall, 2),
-                        updates_per_s=round(counters["updates"] / max(wall, 1e-9), 1), **extra)
-    write_result(run_dir, summary)
-    return summary, evaluations
-
-
-def _warn(bar: Any, message: str) -> None:
-    if bar.disable:
-        print(message, file=sys.stderr)
-    else:
-        bar.write(message, file=sys.stderr)
-
-
-def _check_compatible(meta: dict, config: SACConfig, seed: int, data_info: dict, checkpoint: Path) -> None:
-    if meta.get("kind") != KIND:
-        raise SaclabError(f"cannot resume {checkpoint}: it is a {meta.get('kind', 'unknown')} run, not offline")
-    saved = SACConfig.from_dict(meta["config"]).to_dict()
-    differing = [k for k, v in config.to_dict().items() if k != "epochs" and saved[k] != v]
-    if differing:
-        raise SaclabError(f"cannot resume {checkpoint}: config differs in {', '.join(differing)}")
-    if meta["seed"] != seed:
-        raise SaclabError(f"cannot resume {checkpoint}: it was trained with seed {meta['seed']}, not {seed}")
-    if meta["dataset"]["sha256"] != data_info["sha256"]:
-        raise SaclabError(f"cannot resume {checkpoint}: it was trained on a different dataset "
-                          f"({meta['dataset'].get('path') or 'sha256 ' + meta['dataset']['sha256'][:12]})")
-
-
-__all__ = ["train_offline", "epoch_indices", "notebook_epoch_indices", "notebook_permutation", "device_batch",
-           "check_dataset", "q_bound"]
+__all__ = ["train_offline", "train_offline_vmapped"]

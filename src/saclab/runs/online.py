@@ -12,77 +12,43 @@ which is saved just before the reset).
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import jax
 import numpy as np
 
-from saclab.version import __version__
+from saclab.config import SACConfig
 from saclab.core.agent import (
     METRIC_NAMES,
     Learner,
-    SACState,
     greedy_action,
     init_state,
     online_step,
     sample_action_at,
 )
 from saclab.data.buffer import ReplayBuffer
-from saclab.runs.checkpoint import BUFFER_FILE, find_checkpoint, load_meta, load_state, save_checkpoint, write_json
-from saclab.config import SACConfig
+from saclab.envs.evaluate import Evaluator
 from saclab.envs.make import make_env, rng_state, set_rng_state
 from saclab.errors import SaclabError
-from saclab.envs.evaluate import Evaluator
+from saclab.files import write_json
+from saclab.runs.checkpoint import BUFFER_FILE, find_checkpoint, load_meta, load_state, save_checkpoint
+from saclab.runs.run import (
+    RunResult,
+    check_compatible,
+    default_run_dir,
+    evaluation_seed,
+    finished_result,
+    return_stats,
+    summarize,
+)
 from saclab.runs.runlog import CONFIG_FILE, MetricAccumulator, RunLog, read_evaluations, read_result, write_result
 from saclab.runtime import enable_compilation_cache, progress_bar
+from saclab.version import __version__
 
 REPLAY_DATASET = "replay.h5"
-
-
-@dataclass
-class RunResult:
-    """What a finished run returns (also written to ``result.json``)."""
-
-    dir: Path
-    config: SACConfig
-    seed: int
-    summary: dict[str, Any]
-    evaluations: list[dict[str, Any]]
-    state: SACState | None = field(default=None, repr=False)
-    learner: Learner | None = field(default=None, repr=False)
-
-    @property
-    def final_return(self) -> float:
-        return float(self.summary["final_return"])
-
-    @property
-    def best_return(self) -> float:
-        return float(self.summary["best_return"])
-
-
-def evaluation_seed(seed: int, index: int) -> int:
-    """Seed of the ``index``-th evaluation of run ``seed`` (fresh episodes each time)."""
-    return int(np.random.SeedSequence([seed, index, 0xE7A1]).generate_state(1)[0])
-
-
-def summarize(evaluations: list[dict[str, Any]], **extra: Any) -> dict[str, Any]:
-    returns = [row["return_mean"] for row in evaluations]
-    return {
-        "final_return": returns[-1] if returns else math.nan,
-        "best_return": max(returns) if returns else math.nan,
-        "evaluations": len(returns),
-        **extra,
-    }
-
-
-def default_run_dir(kind: str, config: SACConfig, seed: int) -> Path:
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    return Path("runs") / f"{kind}-{config.env}-{stamp}" / f"seed-{seed}"
 
 
 def train_online(
@@ -127,10 +93,10 @@ def train_online(
         checkpoint = find_checkpoint(run_dir)
         if checkpoint is not None:
             meta = load_meta(checkpoint)
-            _check_compatible(meta, config, seed, checkpoint)
+            check_compatible(meta, "online", config, seed, checkpoint)
             if read_result(run_dir) is not None and _done(config, meta["counters"]):
                 env.close()
-                return _finished(run_dir, config, seed)  # nothing left to do
+                return finished_result(run_dir, config, seed)  # nothing left to do
             state = load_state(checkpoint, state)
             buffer.load(checkpoint / BUFFER_FILE)
             rng.bit_generator.state = meta["replay_rng"]
@@ -173,7 +139,7 @@ def train_online(
         step = counters["step"]
         returns = evaluator.run(greedy, evaluation_seed(seed, counters["evaluations"]))
         counters["evaluations"] += 1
-        row = {"step": step, "episode": counters["episode"], **_return_stats(returns),
+        row = {"step": step, "episode": counters["episode"], **return_stats(returns),
                "train_return": float(np.mean(train_returns)) if train_returns else None,  # blank: none ended
                "time_s": round(time.perf_counter() - started, 3)}
         log.log_eval(row)
@@ -260,11 +226,6 @@ def train_online(
     return RunResult(run_dir, config, seed, summary, evaluations, state, learner)
 
 
-def _return_stats(returns: np.ndarray) -> dict[str, float]:
-    return {"return_mean": float(np.mean(returns)), "return_std": float(np.std(returns)),
-            "return_min": float(np.min(returns)), "return_max": float(np.max(returns))}
-
-
 def _budget(config: SACConfig) -> int:
     return config.total_steps if config.total_steps else config.total_episodes
 
@@ -274,24 +235,8 @@ def _done(config: SACConfig, counters: dict) -> bool:
                 or (config.total_episodes and counters["episode"] >= config.total_episodes))
 
 
-def _check_compatible(meta: dict, config: SACConfig, seed: int, checkpoint: Path) -> None:
-    saved = SACConfig.from_dict(meta["config"])
-    budget_fields = {"total_steps", "total_episodes"}
-    differing = [k for k, v in config.to_dict().items()
-                 if k not in budget_fields and saved.to_dict()[k] != v]
-    if differing:
-        raise SaclabError(f"cannot resume {checkpoint}: config differs in {', '.join(differing)}")
-    if meta["seed"] != seed:
-        raise SaclabError(f"cannot resume {checkpoint}: it was trained with seed {meta['seed']}, not {seed}")
-
-
 def check_resumable(run_dir: str | Path, config: SACConfig, seed: int) -> None:
     """Raise a one-line error if ``run_dir`` holds a checkpoint that ``config``/``seed`` cannot continue."""
     checkpoint = find_checkpoint(run_dir)
     if checkpoint is not None:  # otherwise the run starts fresh
-        _check_compatible(load_meta(checkpoint), config, seed, checkpoint)
-
-
-def _finished(run_dir: Path, config: SACConfig, seed: int) -> RunResult:
-    summary = read_result(run_dir) or {}
-    return RunResult(run_dir, config, seed, summary, read_evaluations(run_dir))
+        check_compatible(load_meta(checkpoint), "online", config, seed, checkpoint)

@@ -9,12 +9,12 @@ from pathlib import Path
 import jax
 import numpy as np
 
-from saclab.core.agent import Learner, SACState, action_log_probs, greedy_action, init_state, q_values, sample_action
-from saclab.runs.checkpoint import load_meta, load_state, resolve_checkpoint
 from saclab.config import SACConfig
+from saclab.core.agent import Learner, SACState, action_log_probs, greedy_action, init_state, q_values, sample_action
+from saclab.envs.evaluate import evaluate_policy
 from saclab.envs.make import env_spec
 from saclab.errors import SaclabError
-from saclab.envs.evaluate import evaluate_policy
+from saclab.runs.checkpoint import load_meta, load_state, resolve_checkpoint
 
 
 @dataclass

@@ -22,16 +22,12 @@ from typing import Any
 
 import numpy as np
 
+from saclab.files import write_json, write_text
+
 EVAL_FILE = "evaluations.csv"
 METRICS_FILE = "metrics.jsonl"
 RESULT_FILE = "result.json"
 CONFIG_FILE = "config.json"
-
-
-def _atomic_write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
 
 
 class RunLog:
@@ -60,7 +56,7 @@ class RunLog:
         path = self.dir / METRICS_FILE
         if path.exists():
             kept = [line for line in path.read_text().splitlines() if json.loads(line)["step"] <= step]
-            _atomic_write_text(path, "".join(line + "\n" for line in kept))
+            write_text(path, "".join(line + "\n" for line in kept))
 
     def log_eval(self, row: dict[str, Any]) -> None:
         """Append one evaluation row (must contain ``step``)."""
@@ -102,7 +98,7 @@ def _write_csv(path: Path, rows: list[dict]) -> None:
     writer = csv.DictWriter(buf, fieldnames=list(rows[0]))
     writer.writeheader()
     writer.writerows(rows)
-    _atomic_write_text(path, buf.getvalue())
+    write_text(path, buf.getvalue())
 
 
 def _number(text: str) -> Any:
@@ -132,7 +128,7 @@ def read_metrics(run_dir: str | os.PathLike) -> list[dict[str, Any]]:
 
 
 def write_result(run_dir: str | os.PathLike, result: dict[str, Any]) -> None:
-    _atomic_write_text(Path(run_dir) / RESULT_FILE, json.dumps(result, indent=2, sort_keys=True))
+    write_json(Path(run_dir) / RESULT_FILE, result)
 
 
 def read_result(run_dir: str | os.PathLike) -> dict[str, Any] | None:

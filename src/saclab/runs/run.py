@@ -1,0 +1,93 @@
+"""What a run is, whatever its loop: its result, its directory, its evaluation seeds, its summary,
+and the rule for which checkpoints it may resume from."""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from saclab.config import SACConfig
+from saclab.errors import SaclabError
+from saclab.runs.runlog import read_evaluations, read_result
+
+BUDGET_FIELDS = {"online": ("total_steps", "total_episodes"), "offline": ("epochs",)}
+"""The config fields a resumed run may change (extending its budget), per kind of run."""
+
+
+@dataclass
+class RunResult:
+    """What a finished run returns (its summary is also written to ``result.json``)."""
+
+    dir: Path
+    config: SACConfig
+    seed: int
+    summary: dict[str, Any]
+    evaluations: list[dict[str, Any]]
+    state: Any = field(default=None, repr=False)  # the SACState (None for a run read back from disk)
+    learner: Any = field(default=None, repr=False)
+
+    @property
+    def final_return(self) -> float:
+        return float(self.summary["final_return"])
+
+    @property
+    def best_return(self) -> float:
+        return float(self.summary["best_return"])
+
+
+def finished_result(run_dir: Path, config: SACConfig, seed: int) -> RunResult:
+    """The result of a run that finished earlier, read back from its directory."""
+    return RunResult(run_dir, config, seed, read_result(run_dir) or {}, read_evaluations(run_dir))
+
+
+def default_run_dir(kind: str, config: SACConfig, seed: int) -> Path:
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    return Path("runs") / f"{kind}-{config.env}-{stamp}" / f"seed-{seed}"
+
+
+def evaluation_seed(seed: int, index: int) -> int:
+    """Seed of the ``index``-th evaluation of run ``seed`` (fresh episodes each time)."""
+    return int(np.random.SeedSequence([seed, index, 0xE7A1]).generate_state(1)[0])
+
+
+def return_stats(returns: np.ndarray) -> dict[str, float]:
+    """The return columns of an evaluation row."""
+    return {"return_mean": float(np.mean(returns)), "return_std": float(np.std(returns)),
+            "return_min": float(np.min(returns)), "return_max": float(np.max(returns))}
+
+
+def summarize(evaluations: list[dict[str, Any]], **extra: Any) -> dict[str, Any]:
+    """A run's summary (``result.json``): its final and best evaluation, and ``extra``."""
+    returns = [row["return_mean"] for row in evaluations]
+    return {
+        "final_return": returns[-1] if returns else math.nan,
+        "best_return": max(returns) if returns else math.nan,
+        "evaluations": len(returns),
+        **extra,
+    }
+
+
+def check_compatible(meta: dict, kind: str, config: SACConfig, seed: int, checkpoint: Path,
+                     dataset_sha256: str | None = None) -> None:
+    """Refuse to resume ``checkpoint`` (its ``meta``) as a ``kind`` run of ``config`` and ``seed``:
+    only the budget may change (``BUDGET_FIELDS``), and an offline run keeps its dataset."""
+    if meta.get("kind") != kind:
+        raise SaclabError(f"cannot resume {checkpoint}: it is a {meta.get('kind', 'unknown')} run, not {kind}")
+    saved = SACConfig.from_dict(meta["config"]).to_dict()
+    differing = [k for k, v in config.to_dict().items() if k not in BUDGET_FIELDS[kind] and saved[k] != v]
+    if differing:
+        raise SaclabError(f"cannot resume {checkpoint}: config differs in {', '.join(differing)}")
+    if meta["seed"] != seed:
+        raise SaclabError(f"cannot resume {checkpoint}: it was trained with seed {meta['seed']}, not {seed}")
+    if dataset_sha256 is not None and meta["dataset"]["sha256"] != dataset_sha256:
+        raise SaclabError(f"cannot resume {checkpoint}: it was trained on a different dataset "
+                          f"({meta['dataset'].get('path') or 'sha256 ' + meta['dataset']['sha256'][:12]})")
+
+
+__all__ = ["RunResult", "finished_result", "default_run_dir", "evaluation_seed", "return_stats", "summarize",
+           "check_compatible", "BUDGET_FIELDS"]
