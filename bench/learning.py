@@ -18,7 +18,8 @@ import tempfile
 from pathlib import Path
 
 from saclab.config import SACConfig, preset
-from saclab.launch.sweep import run_jobs, seed_jobs
+from saclab.launch.jobs import seed_jobs
+from saclab.launch.pool import run_jobs
 from saclab.runs.runlog import read_evaluations
 
 

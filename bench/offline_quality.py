@@ -17,7 +17,8 @@ from pathlib import Path
 
 from saclab.analysis.report import group_numbers
 from saclab.config import preset
-from saclab.launch.sweep import Job, run_jobs
+from saclab.launch.jobs import Job
+from saclab.launch.pool import run_jobs
 from saclab.runs.online import train_online
 from saclab.runs.tiers import collect_tier
 

@@ -30,7 +30,8 @@ from pathlib import Path
 CHILD = """
 import json, sys, time
 from saclab.config import SACConfig
-from saclab.launch.sweep import run_jobs, seed_jobs
+from saclab.launch.jobs import seed_jobs
+from saclab.launch.pool import run_jobs
 spec = json.loads(sys.argv[1])
 config = SACConfig.from_dict(spec["config"])
 jobs = seed_jobs("online", config, range(spec["runs"]), spec["out"])

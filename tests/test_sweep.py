@@ -14,7 +14,10 @@ from saclab.cli.main import main
 from saclab.config import preset
 from saclab.errors import SaclabError
 from saclab.launch import sweep as sw
-from saclab.launch.sweep import Experiment, Job, parse_grid, run_jobs
+from saclab.launch.grid import grid_labels, parse_grid
+from saclab.launch.jobs import Job
+from saclab.launch.pool import run_jobs
+from saclab.launch.sweep import Experiment
 
 BASE = preset("test").replace(total_steps=200, checkpoint_every_steps=60)
 GRID = {"tau": [0.005, 0.01]}
@@ -50,7 +53,7 @@ def test_grid_values_are_parsed_by_field_type():
                        "autotune_alpha=true,false", "env=CartPole-v1"])
     assert grid == {"cql_weight": [0.0, 0.5, 5.0], "batch_size": [64, 128], "hidden_sizes": [(64, 64), (128,)],
                     "autotune_alpha": [True, False], "env": ["CartPole-v1"]}
-    assert sw.grid_labels({"cql_weight": [0.0, 5.0], "hidden_sizes": [(64, 64)]}) == [
+    assert grid_labels({"cql_weight": [0.0, 5.0], "hidden_sizes": [(64, 64)]}) == [
         "cql_weight=0.0,hidden_sizes=64x64", "cql_weight=5.0,hidden_sizes=64x64"]
 
 

@@ -159,7 +159,8 @@ def cmd_train(argv: list[str]) -> int:
         result = train_online(config, seeds[0], out / f"seed-{seeds[0]}", resume=args.resume)
         _print({"run_dir": str(result.dir), **result.summary})
     else:
-        from saclab.launch.sweep import run_jobs, seed_jobs
+        from saclab.launch.jobs import seed_jobs
+        from saclab.launch.pool import run_jobs
 
         outcomes = run_jobs(seed_jobs("online", config, seeds, out), workers=args.workers or None,
                             on_done=_report_outcome)

@@ -160,7 +160,8 @@ def cmd_offline(argv: list[str]) -> int:
         result = train_offline(config, dataset, seeds[0], out / f"seed-{seeds[0]}", resume=args.resume)
         _print({"run_dir": str(result.dir), **result.summary})
     else:
-        from saclab.launch.sweep import run_jobs, seed_jobs
+        from saclab.launch.jobs import seed_jobs
+        from saclab.launch.pool import run_jobs
 
         jobs = seed_jobs("offline", config, seeds, out, dataset=str(args.dataset))
         outcomes = run_jobs(jobs, workers=args.workers or None, on_done=_report_outcome)

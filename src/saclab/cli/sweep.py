@@ -20,7 +20,8 @@ import tyro
 from saclab.cli.main import PresetName, _with_preset, parse
 from saclab.config import SACConfig
 from saclab.errors import SaclabError
-from saclab.launch.sweep import KINDS, Experiment, JobOutcome
+from saclab.launch.jobs import KINDS, JobOutcome
+from saclab.launch.sweep import Experiment
 
 
 @dataclass
@@ -82,7 +83,9 @@ def _report(total: int) -> Callable[[JobOutcome], None]:
 
 
 def cmd_sweep(argv: list[str]) -> int:
-    from saclab.launch.sweep import parse_grid, prepare, run_jobs
+    from saclab.launch.grid import parse_grid
+    from saclab.launch.pool import run_jobs
+    from saclab.launch.sweep import prepare
 
     if not argv or argv[0] not in KINDS:
         if any(a in ("-h", "--help") for a in argv):

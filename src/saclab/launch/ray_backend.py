@@ -1,9 +1,9 @@
-"""The Ray backend of ``saclab.launch.sweep.run_jobs``: one Ray task per job.
+"""The Ray backend of ``saclab.launch.pool.run_jobs``: one Ray task per job.
 
 Each job is a Ray core task asking for one CPU and running with one XLA/BLAS
 thread (the variables of ``runtime.single_thread_environment`` passed through
 ``runtime_env``), so Ray packs one run per core, as the local process pool
-does.  A task runs ``sweep.run_job_safely``: the same run directories, the
+does.  A task runs ``jobs.run_job_safely``: the same run directories, the
 same resume rules and the same results as the local backend.
 
 On a cluster (``address="ray://head:10001"`` or ``"auto"``) every node needs
@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from saclab.errors import SaclabError
-from saclab.launch.sweep import Job, JobOutcome, default_workers, run_job_safely
+from saclab.launch.jobs import Job, JobOutcome, default_workers, run_job_safely
 
 THREAD_VARIABLES = ("XLA_FLAGS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 

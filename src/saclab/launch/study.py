@@ -34,7 +34,8 @@ from typing import Any
 from saclab.config import NOTEBOOK_CQL_WEIGHT, SACConfig, preset
 from saclab.errors import SaclabError
 from saclab.files import write_json
-from saclab.launch.sweep import Job, JobOutcome, run_jobs
+from saclab.launch.jobs import Job, JobOutcome
+from saclab.launch.pool import run_jobs
 
 PLAN_FILE = "study.json"
 EPISODE_CAP = 200  # the notebook's STEPS_PER_EPISODE
@@ -227,7 +228,7 @@ def _load_or_write_plan(plan: StudyPlan, out: Path) -> None:
 def run_study(plan: StudyPlan, out: str | Path, backend: str = "local", workers: int | None = None,
               address: str | None = None) -> Path:
     """Run (or resume) every phase of the study, then write the report; returns the report path."""
-    from saclab.launch.sweep import default_workers
+    from saclab.launch.jobs import default_workers
 
     out = Path(out)
     _load_or_write_plan(plan, out)
