@@ -15,7 +15,7 @@ import argparse
 import tempfile
 from pathlib import Path
 
-from saclab.analysis.report import group_numbers
+from saclab.analysis.stats import summarize_group
 from saclab.config import preset
 from saclab.launch.jobs import Job
 from saclab.launch.pool import run_jobs
@@ -62,7 +62,7 @@ def main() -> None:
     print(f"{'dataset, weight':18} {'final mean':>10} {'final IQM [95% CI]':>24} {'best IQM':>9} "
           f"{'Q data':>8} {'Q greedy':>9} {'MC':>6} {'alarms':>7}")
     for label, runs in groups.items():
-        g = group_numbers(runs)
+        g = summarize_group(runs, label)
         f, b = g["final"], g["best"]
         print(f"{label:18} {f['mean']:>10.1f} {f['iqm']:>8.1f} [{f['iqm_ci'][0]:6.1f}, {f['iqm_ci'][1]:6.1f}] "
               f"{b['iqm']:>9.1f} {g['q_data']:>8.1f} {g['q_greedy']:>9.1f} {g['mc_return']:>6.1f} "

@@ -1,4 +1,5 @@
-"""Statistics across seeds: IQM and bootstrap CIs equal SciPy's, small samples, group summaries."""
+"""Statistics across seeds: IQM and bootstrap CIs equal SciPy's, small samples, the one group summary,
+the one curve plotter (its band is the bootstrap CI), and what `saclab summarize` writes."""
 
 import json
 import math
@@ -7,7 +8,7 @@ import numpy as np
 import pytest
 from scipy import stats as sps
 
-from saclab.analysis import stats
+from saclab.analysis import plots, runfiles, stats, summary
 from saclab.errors import SaclabError
 from saclab.runs.runlog import write_result
 
@@ -82,25 +83,64 @@ def test_summarize_groups_and_files(tmp_path):
     rows = stats.summarize_groups({"w=0": a, "w=1": b})
     assert [r["group"] for r in rows] == ["w=0", "w=1"]
     assert rows[0]["n"] == 3 and rows[0]["unfinished"] == 0
-    assert rows[0]["final_values"] == [30, 31, 32] and rows[0]["best_mean"] == pytest.approx(31)
-    assert rows[0]["final_mean_low"] == pytest.approx(scipy_ci(np.array([30.0, 31, 32]), np.mean)[0])
+    assert rows[0]["final_values"] == [30, 31, 32] and rows[0]["best"]["mean"] == pytest.approx(31)
+    assert rows[0]["final"]["mean_ci"][0] == pytest.approx(scipy_ci(np.array([30.0, 31, 32]), np.mean)[0])
     assert rows[1]["n"] == 1 and rows[1]["unfinished"] == 1
-    assert rows[1]["final_mean"] == 40 and rows[1]["best_iqm"] == 50 and math.isnan(rows[1]["best_iqm_low"])
+    assert rows[1]["final"]["mean"] == 40 and rows[1]["best"]["iqm"] == 50 and math.isnan(rows[1]["best"]["iqm_ci"][0])
+    assert math.isnan(rows[0]["q_data"]) and rows[0]["overestimated_runs"] == 0  # online runs log no critic
 
-    groups = stats.sweep_groups(tmp_path)  # no sweep.json: discovered */seed-N
+    groups = runfiles.sweep_groups(tmp_path)  # no sweep.json: discovered */seed-N
     assert list(groups) == ["w=0", "w=1"] and len(groups["w=0"]) == 3
-    rows, paths = stats.summarize_directory(tmp_path)
+    rows, paths = summary.summarize_directory(tmp_path)
     assert [p.name for p in paths] == ["summary.csv", "summary.md", "curves.png"]
     csv_lines = (tmp_path / "summary.csv").read_text().splitlines()
-    assert csv_lines[0].startswith("group,n,unfinished,final_mean") and len(csv_lines) == 3
+    assert csv_lines[0] == ",".join(summary.CSV_COLUMNS) and csv_lines[0].startswith("group,n,unfinished,final_mean")
+    assert csv_lines[1].startswith("w=0,3,0,31.0,") and len(csv_lines) == 3
     md = (tmp_path / "summary.md").read_text()
     assert "| w=1 | 1 (+1 unfinished) | 40.0 n/a |" in md and "percentile bootstrap" in md
-    table = stats.format_table(rows)
+    table = summary.format_table(rows)
     assert "w=0" in table.splitlines()[2] and "31.0 [30.0, 32.0]" in table
+
+
+def test_group_summary_reads_the_critic_columns_and_alpha(tmp_path):
+    runs = []
+    for s, (q, over) in enumerate([(4.0, False), (8.0, True)]):
+        run = fake_run(tmp_path / f"seed-{s}", [10, 20], kind="offline")
+        (run / "evaluations.csv").write_text(f"epoch,return_mean,q_data,q_greedy,mc_return,q_bound,overestimated\n"
+                                             f"1,10,1.0,1.0,5.0,100.0,False\n2,20,{q},{q + 1},5.0,100.0,{over}\n")
+        lines = [json.dumps({"alpha": 0.5}), json.dumps({"alpha": 0.1 * (s + 1)})]
+        (run / "metrics.jsonl").write_text("\n".join(lines) + "\n")
+        runs.append(run)
+    row = stats.summarize_group(runs, "g")
+    assert row["q_data"] == 6.0 and row["q_greedy"] == 7.0 and row["mc_return"] == 5.0 and row["q_bound"] == 100.0
+    assert row["overestimated_runs"] == 1 and row["alpha"] == pytest.approx(0.15)
+
+
+def test_sweep_groups_follow_sweep_json(tmp_path):
+    (tmp_path / "sweep.json").write_text(json.dumps({"labels": ["cql_weight=5", "cql_weight=0"], "seeds": [3, 4]}))
+    groups = runfiles.sweep_groups(tmp_path)
+    assert list(groups) == ["cql_weight=5", "cql_weight=0"]  # the experiment's order, runs not started included
+    assert groups["cql_weight=0"] == [tmp_path / "cql_weight=0" / "seed-3", tmp_path / "cql_weight=0" / "seed-4"]
+
+
+def test_the_curve_band_is_the_bootstrap_ci(tmp_path, monkeypatch):
+    """`saclab plot`, `saclab summarize` and the report draw with plot_curves: mean and bootstrap CI."""
+    import matplotlib.axes
+
+    runs = [fake_run(tmp_path / f"seed-{s}", [10 + s, 20 + 3 * s, 30 - s]) for s in range(4)]
+    drawn = {}
+    monkeypatch.setattr(matplotlib.axes.Axes, "fill_between",
+                        lambda self, xs, low, high, **kw: drawn.update(low=np.asarray(low), high=np.asarray(high)))
+    assert plots.plot_curves({"g": runs}, tmp_path / "c.png").stat().st_size > 1000
+    _, ys = plots.aligned_curves(runs, "step")
+    _, low, high = stats.curve_band(ys)
+    np.testing.assert_allclose(drawn["low"], low)
+    np.testing.assert_allclose(drawn["high"], high)
+    assert plots.plot_curves({"g": [tmp_path / "nothing"]}, tmp_path / "d.png") is None
 
 
 def test_sweep_groups_of_nothing_is_an_error(tmp_path):
     with pytest.raises(SaclabError, match="no runs found"):
-        stats.sweep_groups(tmp_path)
+        runfiles.sweep_groups(tmp_path)
     with pytest.raises(SaclabError, match="not found"):
-        stats.sweep_groups(tmp_path / "missing")
+        runfiles.sweep_groups(tmp_path / "missing")

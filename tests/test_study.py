@@ -40,6 +40,29 @@ def test_report_has_every_figure_and_table(study):
         assert question in text
     html = (out / "report" / "report.html").read_text()
     assert html.count("data:image/png;base64,") == 4 and "<table>" in html
+    assert "# saclab study: SAC, offline SAC and CQL on CartPole-v1" in text
+    assert "episodes capped at 200 steps" in text and "r_max/(1-γ) = 100.0" in text
+
+
+def test_the_plan_records_the_env_and_where_the_runs_are(study):
+    plan, out, _ = study
+    saved = json.loads((out / "study.json").read_text())
+    assert saved["env"] == "CartPole-v1" and StudyPlan.from_dict(saved) == plan
+    groups = dict(saved["groups"])
+    assert list(groups)[:3] == ["online", "replay/sac", "replay/cql"]
+    assert groups["online"] == ["online/seed-0", "online/seed-1"]
+    assert dict(saved["datasets"])["expert"] == "datasets/expert.h5"
+
+
+def test_report_command_rebuilds_a_report_from_an_older_study_json(study, capsys):
+    _, out, _ = study
+    saved = json.loads((out / "study.json").read_text())
+    numbers = json.loads((out / "report" / "numbers.json").read_text())
+    older = {k: v for k, v in saved.items() if k not in ("groups", "datasets", "env")}
+    (out / "study.json").write_text(json.dumps(older))
+    assert main(["report", str(out)]) == 0
+    assert json.loads((out / "study.json").read_text()) == saved
+    assert json.loads((out / "report" / "numbers.json").read_text())["groups"] == numbers["groups"]
 
 
 def test_report_numbers_equal_the_run_logs(study):

@@ -1,26 +1,26 @@
-"""Evaluation curves across seeds (matplotlib, headless)."""
+"""Evaluation curves across seeds: the one curve plotter (matplotlib, headless).
+
+``saclab plot``, ``saclab summarize`` and the study report all draw curves with
+``plot_curves``: the mean over a group's seeds with a 95% percentile-bootstrap
+band of the mean at each x (``stats.curve_band``; no band for one seed).
+"""
 
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
 
+from saclab.analysis.runfiles import curve_axis
+from saclab.analysis.stats import curve_band
 from saclab.errors import SaclabError
+from saclab.files import atomic_write
 from saclab.runs.runlog import read_evaluations
 
-
-def seed_dirs(run_dir: str | os.PathLike) -> list[Path]:
-    """The per-seed run directories under ``run_dir`` (or ``run_dir`` itself if it is one run)."""
-    run_dir = Path(run_dir)
-    if (run_dir / "evaluations.csv").is_file():
-        return [run_dir]
-    found = sorted(p.parent for p in run_dir.glob("seed-*/evaluations.csv"))
-    if not found:
-        raise SaclabError(f"no evaluations found in {run_dir} (expected evaluations.csv or seed-*/evaluations.csv)")
-    return found
+X_LABELS = {"step": "environment steps", "episode": "training episodes", "epoch": "epochs"}
+BAND = "mean and 95% bootstrap CI over seeds"
 
 
 def aligned_curves(runs: Sequence[str | os.PathLike], x: str = "step",
@@ -45,32 +45,51 @@ def aligned_curves(runs: Sequence[str | os.PathLike], x: str = "step",
     return xs, ys
 
 
-def plot_groups(groups: dict[str, Sequence[str | os.PathLike]], out: str | os.PathLike, x: str = "step",
-                title: str = "", ylabel: str = "greedy evaluation return", hline: float | None = None) -> Path:
-    """One line per group: mean across its seeds with a +-1 std band.  Saves a PNG."""
+def save_figure(fig, out: str | os.PathLike) -> Path:
+    """Save a matplotlib figure as a PNG atomically (creating its folder) and close it."""
+    import matplotlib.pyplot as plt
+
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write(out, lambda tmp: fig.savefig(tmp, dpi=120))
+    plt.close(fig)
+    return out
+
+
+def plot_curves(groups: Mapping[str, Sequence[str | os.PathLike]], out: str | os.PathLike, x: str | None = None,
+                title: str = "", ylabel: str = "greedy evaluation return",
+                hline: float | None = None) -> Path | None:
+    """Each group's evaluation curve: the mean across its runs with a 95% bootstrap band of the mean.
+
+    ``x``: step, episode or epoch (default: the first run's natural axis, ``curve_axis``).
+    Runs without evaluations are left out; returns None if no group has any, else the PNG's path.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    usable = {label: [r for r in runs if read_evaluations(r)] for label, runs in groups.items()}
+    usable = {label: runs for label, runs in usable.items() if runs}
+    if not usable:
+        return None
+    x = x or curve_axis(next(iter(usable.values()))[0])
     fig, ax = plt.subplots(figsize=(8, 4.5))
-    for label, runs in groups.items():
+    for label, runs in usable.items():
         xs, ys = aligned_curves(runs, x)
-        mean, std = ys.mean(axis=0), ys.std(axis=0)
-        (line,) = ax.plot(xs, mean, label=f"{label} (n={len(runs)})", linewidth=1.8)
-        ax.fill_between(xs, mean - std, mean + std, color=line.get_color(), alpha=0.2, linewidth=0)
+        mean, low, high = curve_band(ys)
+        (line,) = ax.plot(xs, mean, label=f"{label} (n={len(runs)})", linewidth=1.6)
+        if len(runs) > 1:
+            ax.fill_between(xs, low, high, color=line.get_color(), alpha=0.2, linewidth=0)
     if hline is not None:
         ax.axhline(hline, color="grey", linestyle=":", linewidth=1)
-    ax.set_xlabel({"step": "environment steps", "episode": "training episodes", "epoch": "epochs"}.get(x, x))
+    ax.set_xlabel(X_LABELS.get(x, x))
     ax.set_ylabel(ylabel)
-    ax.set_title(title or "evaluation return (mean ± std over seeds)")
+    ax.set_title(title or f"evaluation return: {BAND}")
     ax.grid(alpha=0.3)
-    ax.legend(loc="best", fontsize=9)
+    ax.legend(loc="best", fontsize=8)
     fig.tight_layout()
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.stem + ".tmp" + out.suffix)
-    fig.savefig(tmp, dpi=120)
-    plt.close(fig)
-    os.replace(tmp, out)
-    return out
+    return save_figure(fig, out)
+
+
+__all__ = ["aligned_curves", "plot_curves", "save_figure", "BAND"]

@@ -18,34 +18,35 @@ sample, so small n gives optimistic (too narrow) intervals:
 * n = 1: the statistic is the value, the CI is (nan, nan): no spread can be estimated;
 * n = 2: the CI lies within [min, max] of the two values; read it as a range, not a CI.
 
-Evaluation curves (``plot_curves``) are drawn as the mean across seeds with
-a 95% percentile-bootstrap band of the mean at each x (no band for n = 1).
+Evaluation curves (``curve_band``, drawn by ``saclab.analysis.plots.plot_curves``)
+are the mean across seeds with a 95% percentile-bootstrap band of the mean at
+each x (no band for n = 1).
+
+``summarize_group`` is the one summary of a group of runs: ``saclab summarize``,
+the study report and the benchmarks all read it.
 """
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import math
 import os
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 from scipy import stats as _scipy_stats
 
 from saclab.errors import SaclabError
+from saclab.runs.runlog import read_evaluations, read_metrics, read_result
 
 CONFIDENCE = 0.95
 RESAMPLES = 10_000
 CURVE_RESAMPLES = 2_000
 RANDOM_STATE = 0
 SCORES = ("final", "best")
-SUMMARY_CSV = "summary.csv"
-SUMMARY_MD = "summary.md"
-CURVES_PNG = "curves.png"
+DIAGNOSTICS = ("q_data", "q_greedy", "mc_return", "q_bound")
+"""Offline runs' critic diagnostics (evaluations.csv columns), averaged over a group's final rows."""
 
 
 # ---------------------------------------------------------------------------------------
@@ -112,8 +113,6 @@ def curve_band(ys: np.ndarray, confidence: float = CONFIDENCE, n_resamples: int 
 # ---------------------------------------------------------------------------------------
 def run_scores(run_dir: str | os.PathLike) -> dict[str, float] | None:
     """A finished run's final and best evaluation return (from ``result.json``); None if unfinished."""
-    from saclab.runs.runlog import read_result
-
     try:
         result = read_result(run_dir)
     except (OSError, json.JSONDecodeError):
@@ -123,193 +122,49 @@ def run_scores(run_dir: str | os.PathLike) -> dict[str, float] | None:
     return {"final": float(result["final_return"]), "best": float(result["best_return"])}
 
 
+def _last(rows: list[dict[str, Any]], key: str) -> float:
+    values = [r[key] for r in rows if isinstance(r.get(key), (int, float)) and not isinstance(r.get(key), bool)]
+    return float(values[-1]) if values else math.nan
+
+
+def _mean(values: Sequence[float]) -> float:
+    finite = [v for v in values if not math.isnan(v)]
+    return float(np.mean(finite)) if finite else math.nan
+
+
+def summarize_group(runs: Sequence[str | os.PathLike], label: str = "", confidence: float = CONFIDENCE,
+                    n_resamples: int = RESAMPLES, random_state: int = RANDOM_STATE) -> dict[str, Any]:
+    """The summary of one group of runs (one configuration, several seeds).
+
+    Finished runs (with ``result.json``) count; the others are only counted in
+    ``unfinished``.  Keys: ``group`` (``label``), ``n``, ``unfinished``, ``runs``
+    (the finished run directories), ``final`` and ``best`` (``interval_estimates``
+    of each run's final and best evaluation return), ``final_values`` and
+    ``best_values``; the mean over runs of the last evaluation's ``q_data``,
+    ``q_greedy``, ``mc_return`` and ``q_bound`` (offline runs; nan where a run
+    logs none), ``overestimated_runs`` (runs with any evaluation flagged
+    ``overestimated``) and ``alpha`` (the mean final temperature from ``metrics.jsonl``).
+    """
+    finished = [(str(r), s) for r in runs if (s := run_scores(r)) is not None]
+    row: dict[str, Any] = {"group": label, "n": len(finished), "unfinished": len(runs) - len(finished),
+                           "runs": [r for r, _ in finished]}
+    for score in SCORES:
+        values = [s[score] for _, s in finished]
+        row[score] = interval_estimates(values, confidence, n_resamples, random_state)
+        row[f"{score}_values"] = values
+    evaluations = [read_evaluations(r) for r, _ in finished]
+    for key in DIAGNOSTICS:
+        row[key] = _mean([_last(e, key) for e in evaluations])
+    row["overestimated_runs"] = sum(any(r.get("overestimated") is True for r in e) for e in evaluations)
+    row["alpha"] = _mean([_last(read_metrics(r), "alpha") for r, _ in finished])
+    return row
+
+
 def summarize_groups(groups: Mapping[str, Sequence[str | os.PathLike]], confidence: float = CONFIDENCE,
                      n_resamples: int = RESAMPLES, random_state: int = RANDOM_STATE) -> list[dict[str, Any]]:
-    """One row per group (label -> run directories), in the order given.
-
-    A row holds ``group``, ``n`` (finished runs), ``unfinished`` (runs without
-    ``result.json``, left out), ``runs`` (the finished run directories),
-    ``final_values``/``best_values`` and, for ``s`` in final and best:
-    ``s_mean``, ``s_mean_low``, ``s_mean_high``, ``s_iqm``, ``s_iqm_low``,
-    ``s_iqm_high``, ``s_std`` (see the module docstring for the statistics).
-    """
-    rows = []
-    for label, runs in groups.items():
-        finished = [(Path(r), s) for r in runs if (s := run_scores(r)) is not None]
-        row: dict[str, Any] = {"group": label, "n": len(finished), "unfinished": len(runs) - len(finished),
-                               "runs": [str(r) for r, _ in finished]}
-        for score in SCORES:
-            values = [s[score] for _, s in finished]
-            est = interval_estimates(values, confidence, n_resamples, random_state)
-            row[f"{score}_values"] = values
-            row.update({f"{score}_mean": est["mean"], f"{score}_mean_low": est["mean_ci"][0],
-                        f"{score}_mean_high": est["mean_ci"][1], f"{score}_iqm": est["iqm"],
-                        f"{score}_iqm_low": est["iqm_ci"][0], f"{score}_iqm_high": est["iqm_ci"][1],
-                        f"{score}_std": est["std"]})
-        rows.append(row)
-    return rows
+    """``summarize_group`` of each group (label -> run directories), in the order given."""
+    return [summarize_group(runs, label, confidence, n_resamples, random_state) for label, runs in groups.items()]
 
 
-def sweep_groups(directory: str | os.PathLike) -> dict[str, list[Path]]:
-    """Groups of a sweep directory: label -> its ``seed-N`` run directories.
-
-    With a ``sweep.json`` the labels and seeds are the experiment's (in its
-    order, runs not started yet included); otherwise every directory holding
-    ``seed-*`` runs is a group, labelled by its path relative to ``directory``.
-    """
-    from saclab.launch.sweep import load_experiment
-
-    directory = Path(directory)
-    if not directory.is_dir():
-        raise SaclabError(f"sweep directory not found: {directory}")
-    experiment = load_experiment(directory)
-    if experiment is not None:
-        return {label: [directory / label / f"seed-{s}" for s in experiment.seeds] for label in experiment.labels()}
-    found: dict[str, list[Path]] = {}
-    for marker in sorted(directory.glob("**/seed-*/config.json")):
-        run = marker.parent
-        parent = run.parent
-        label = directory.name if parent == directory else parent.relative_to(directory).as_posix()
-        found.setdefault(label, []).append(run)
-    if not found:
-        raise SaclabError(f"no runs found in {directory} (expected sweep.json or */seed-N/ run directories)")
-    return {label: sorted(runs, key=_seed_number) for label, runs in found.items()}
-
-
-def _seed_number(run: Path) -> tuple[int, str]:
-    suffix = run.name.removeprefix("seed-")
-    return (int(suffix), "") if suffix.isdigit() else (1 << 30, run.name)
-
-
-# ---------------------------------------------------------------------------------------
-# Output: table, CSV, Markdown, curves
-# ---------------------------------------------------------------------------------------
-CSV_COLUMNS = ["group", "n", "unfinished"] + [
-    f"{s}_{k}" for s in SCORES for k in ("mean", "mean_low", "mean_high", "iqm", "iqm_low", "iqm_high", "std")]
-
-
-def _num(x: float, digits: int = 1) -> str:
-    return "n/a" if x is None or math.isnan(x) else f"{x:.{digits}f}"
-
-
-def _interval(low: float, high: float) -> str:
-    return "n/a" if math.isnan(low) else f"[{_num(low)}, {_num(high)}]"
-
-
-def table_cells(row: Mapping[str, Any]) -> list[str]:
-    """The human-readable cells of one summary row (see ``TABLE_HEADER``)."""
-    cells = [str(row["group"]), f"{row['n']}" + (f" (+{row['unfinished']} unfinished)" if row["unfinished"] else "")]
-    for score in SCORES:
-        cells += [f"{_num(row[f'{score}_mean'])} {_interval(row[f'{score}_mean_low'], row[f'{score}_mean_high'])}",
-                  f"{_num(row[f'{score}_iqm'])} {_interval(row[f'{score}_iqm_low'], row[f'{score}_iqm_high'])}"]
-    return cells
-
-
-TABLE_HEADER = ["configuration", "n", "final: mean [95% CI]", "final: IQM [95% CI]",
-                "best: mean [95% CI]", "best: IQM [95% CI]"]
-
-
-def format_table(rows: Sequence[Mapping[str, Any]]) -> str:
-    """A plain-text table of summary rows (for a terminal)."""
-    lines = [TABLE_HEADER] + [table_cells(r) for r in rows]
-    widths = [max(len(line[i]) for line in lines) for i in range(len(TABLE_HEADER))]
-    text = ["  ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=True)).rstrip() for line in lines]
-    text.insert(1, "  ".join("-" * w for w in widths))
-    return "\n".join(text)
-
-
-def format_markdown(rows: Sequence[Mapping[str, Any]], title: str = "") -> str:
-    """A Markdown table of summary rows, with a note on the statistics."""
-    out = [f"# {title}", ""] if title else []
-    out += ["| " + " | ".join(TABLE_HEADER) + " |", "|" + "---|" * len(TABLE_HEADER)]
-    out += ["| " + " | ".join(c.replace("|", "\\|") for c in table_cells(r)) + " |" for r in rows]
-    out += ["", "final: the last greedy evaluation's mean return; best: the highest evaluation of the run. "
-            "n: finished runs (seeds). IQM: 25%-trimmed mean (scipy.stats.trim_mean). 95% CIs: percentile "
-            f"bootstrap over runs (scipy.stats.bootstrap, {RESAMPLES} resamples, random_state {RANDOM_STATE}); "
-            "n/a for n = 1, and only a range for n = 2.", ""]
-    return "\n".join(out)
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
-def write_summary(rows: Sequence[Mapping[str, Any]], directory: str | os.PathLike, title: str = "") -> list[Path]:
-    """Write ``summary.csv`` and ``summary.md`` in ``directory``; returns their paths."""
-    directory = Path(directory)
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=CSV_COLUMNS, extrasaction="ignore", lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(rows)
-    paths = [directory / SUMMARY_CSV, directory / SUMMARY_MD]
-    _atomic_write(paths[0], buf.getvalue())
-    _atomic_write(paths[1], format_markdown(rows, title))
-    return paths
-
-
-def curve_axis(run_dir: str | os.PathLike) -> str:
-    """The natural x axis of a run: epoch (offline), episode (an episode budget) or step."""
-    meta_path = Path(run_dir) / "config.json"
-    meta = json.loads(meta_path.read_text()) if meta_path.is_file() else {}
-    if meta.get("kind") == "offline":
-        return "epoch"
-    config = meta.get("config", {})
-    return "episode" if config.get("total_episodes") and not config.get("total_steps") else "step"
-
-
-def plot_curves(groups: Mapping[str, Sequence[str | os.PathLike]], out: str | os.PathLike, x: str | None = None,
-                title: str = "") -> Path | None:
-    """Each group's evaluation curve: mean across its runs with a 95% bootstrap band of the mean.
-
-    Runs without evaluations are left out; returns None if no group has any."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from saclab.analysis.plots import aligned_curves
-    from saclab.runs.runlog import read_evaluations
-
-    usable = {label: [r for r in runs if read_evaluations(r)] for label, runs in groups.items()}
-    usable = {label: runs for label, runs in usable.items() if runs}
-    if not usable:
-        return None
-    x = x or curve_axis(next(iter(usable.values()))[0])
-    fig, ax = plt.subplots(figsize=(8, 4.5))
-    for label, runs in usable.items():
-        xs, ys = aligned_curves(runs, x)
-        mean, low, high = curve_band(ys)
-        (line,) = ax.plot(xs, mean, label=f"{label} (n={len(runs)})", linewidth=1.6)
-        if len(runs) > 1:
-            ax.fill_between(xs, low, high, color=line.get_color(), alpha=0.2, linewidth=0)
-    ax.set_xlabel({"step": "environment steps", "episode": "training episodes", "epoch": "epochs"}.get(x, x))
-    ax.set_ylabel("greedy evaluation return")
-    ax.set_title(title or "evaluation return: mean and 95% bootstrap CI over seeds")
-    ax.grid(alpha=0.3)
-    ax.legend(loc="best", fontsize=8)
-    fig.tight_layout()
-    out = Path(out)
-    tmp = out.with_name(out.stem + ".tmp" + out.suffix)
-    fig.savefig(tmp, dpi=120)
-    plt.close(fig)
-    os.replace(tmp, out)
-    return out
-
-
-def summarize_directory(directory: str | os.PathLike, x: str | None = None) -> tuple[list[dict[str, Any]], list[Path]]:
-    """Summarise a sweep directory: rows, and the files written there
-    (``summary.csv``, ``summary.md`` and, if there are evaluations, ``curves.png``)."""
-    directory = Path(directory)
-    groups = sweep_groups(directory)
-    rows = summarize_groups(groups)
-    paths = write_summary(rows, directory, title=f"Sweep {directory.name}")
-    curves = plot_curves(groups, directory / CURVES_PNG, x=x)
-    if curves is not None:
-        paths.append(curves)
-    return rows, paths
-
-
-__all__ = ["iqm", "bootstrap_ci", "interval_estimates", "curve_band", "summarize_groups", "sweep_groups",
-           "run_scores", "format_table", "format_markdown", "write_summary", "plot_curves", "summarize_directory"]
+__all__ = ["iqm", "bootstrap_ci", "interval_estimates", "curve_band", "run_scores", "summarize_group",
+           "summarize_groups", "CONFIDENCE", "RESAMPLES", "RANDOM_STATE", "SCORES"]

@@ -70,7 +70,7 @@ class EvaluateArgs:
 
 @dataclass
 class PlotArgs:
-    """Plot evaluation curves: mean +- std across the seeds of each run directory."""
+    """Plot evaluation curves: the mean across the seeds of each run directory with a 95% bootstrap band."""
 
     runs: Annotated[tuple[Path, ...], tyro.conf.Positional]
     """Run directories (each holding seed-*/ or one run)."""
@@ -181,18 +181,18 @@ def _report_outcome(outcome) -> None:
 
 def _plot_default(out: Path) -> None:
     try:
-        from saclab.analysis.plots import plot_groups, seed_dirs
+        from saclab.analysis.plots import plot_curves
+        from saclab.analysis.runfiles import seed_dirs
 
         x = _default_x(out)
-        path = plot_groups({out.name: seed_dirs(out)}, out / "curve.png", x=x)
+        path = plot_curves({out.name: seed_dirs(out)}, out / "curve.png", x=x)
         print(f"saclab: curve -> {path}", file=sys.stderr)
     except SaclabError:
         pass
 
 
 def _default_x(run: Path) -> str:
-    from saclab.analysis.plots import seed_dirs
-    from saclab.analysis.stats import curve_axis
+    from saclab.analysis.runfiles import curve_axis, seed_dirs
 
     return curve_axis(seed_dirs(run)[0])
 
@@ -214,7 +214,8 @@ def cmd_evaluate(argv: list[str]) -> int:
 
 
 def cmd_plot(argv: list[str]) -> int:
-    from saclab.analysis.plots import plot_groups, seed_dirs
+    from saclab.analysis.plots import plot_curves
+    from saclab.analysis.runfiles import seed_dirs
 
     args = parse(PlotArgs, argv, "saclab plot")
     if not args.runs:
@@ -225,14 +226,17 @@ def cmd_plot(argv: list[str]) -> int:
     x = args.x or _default_x(args.runs[0])
     out = args.out or args.runs[0] / "curve.png"
     groups = {run.name or str(run): seed_dirs(run) for run in args.runs}
-    print(plot_groups(groups, out, x=x, title=args.title))
+    path = plot_curves(groups, out, x=x, title=args.title)
+    if path is None:
+        raise SaclabError("no evaluations to plot yet")
+    print(path)
     return 0
 
 
 COMMANDS: dict[str, tuple[str, Callable[[list[str]], int] | str]] = {
     "train": ("train SAC online on a Gymnasium env (several seeds in parallel)", cmd_train),
     "evaluate": ("evaluate a checkpoint's greedy policy", cmd_evaluate),
-    "plot": ("plot evaluation curves (mean +- std over seeds)", cmd_plot),
+    "plot": ("plot evaluation curves (mean and 95% bootstrap CI over seeds)", cmd_plot),
 }
 
 

@@ -21,6 +21,10 @@ class StudyArgs:
 
     preset: Literal["default", "notebook", "test"] = "default"
     """Hyperparameters of every agent (the notebook preset is the notebook's exact values)."""
+    env: str | None = None
+    """Gymnasium env id, any Discrete-action env with flat observations (default: the preset's,
+    CartPole-v1).  Episodes are capped at the env's registered limit (200 steps on CartPole-v1
+    and under the notebook preset, as the notebook)."""
     quick: bool = False
     """Every phase with small budgets: a few minutes on a 2-core CPU."""
     out: Path | None = None
@@ -42,24 +46,26 @@ class ReportArgs:
 
 
 def cmd_study(argv: list[str]) -> int:
+    from saclab.config import preset
     from saclab.launch.study import plan_study, run_study
 
     args = parse(StudyArgs, argv, "saclab study")
     if args.workers < 0:
         raise SaclabError(f"--workers must be >= 0, got {args.workers}")
-    out = args.out or Path("runs") / f"study-{args.preset}{'-quick' if args.quick else ''}"
+    plan = plan_study(args.preset, args.quick, args.env)
+    env = "" if plan.env == preset(args.preset).env else "-" + plan.env.replace("/", "_").replace(":", "_")
+    out = args.out or Path("runs") / f"study-{args.preset}{env}{'-quick' if args.quick else ''}"
     started = time.perf_counter()
-    report = run_study(plan_study(args.preset, args.quick), out, args.backend, args.workers or None, args.address)
+    report = run_study(plan, out, args.backend, args.workers or None, args.address)
     print(f"report: {report} and {report.with_suffix('.html')} ({(time.perf_counter() - started) / 60:.1f} min)")
     return 0
 
 
 def cmd_report(argv: list[str]) -> int:
     from saclab.analysis.report import write_report
-    from saclab.launch.study import PLAN_FILE
+    from saclab.launch.study import load_plan, write_plan
 
     args = parse(ReportArgs, argv, "saclab report")
-    if not (args.study / PLAN_FILE).is_file():
-        raise SaclabError(f"{args.study} is not a study directory (no {PLAN_FILE})")
+    write_plan(load_plan(args.study), args.study)  # records the run groups in a study.json from an older saclab
     print(write_report(args.study))
     return 0

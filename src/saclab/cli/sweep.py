@@ -143,7 +143,7 @@ def _check_envs(experiment: Experiment) -> None:
 
 
 def _summarize(directory: Path, x: str | None = None) -> None:
-    from saclab.analysis.stats import format_table, summarize_directory
+    from saclab.analysis.summary import format_table, summarize_directory
 
     rows, paths = summarize_directory(directory, x=x)
     print(format_table(rows))

@@ -1,18 +1,19 @@
-"""The notebook's study, end to end.
+"""The notebook's study, end to end, on any Discrete env with flat observations.
 
-1. online SAC on CartPole-v1 over several seeds (the notebook's protocol:
-   200-step episodes, greedy evaluation every 4 episodes on a separate env);
+1. online SAC on the plan's env (the preset's, CartPole-v1 unless given) over
+   several seeds (the notebook's protocol: greedy evaluation every 4 episodes on
+   a separate env; episodes capped as ``episode_cap`` says);
 2. datasets: each online run's replay buffer, plus expert, medium and random
    tiers collected from the best online agent;
 3. offline SAC and CQL (the notebook's TRADEOFF_FACTOR, 5) on the replay
    datasets, and on each tier;
 4. a CQL-weight sweep on the replay datasets;
-5. the report (``saclab.analysis.report``).
+5. the report (``saclab.analysis.report``, which reads only the files written here).
 
 Every run is resumable and finished runs are skipped, so running the same
 study again continues where it stopped.  The layout::
 
-    STUDY/study.json                     the plan
+    STUDY/study.json                     the plan, its env, and where each run group and dataset is
     STUDY/online/seed-N/                 online runs (replay.h5 inside)
     STUDY/datasets/{expert,medium,random}.h5
     STUDY/offline/<dataset>/<sac|cql>/seed-N/
@@ -31,14 +32,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from saclab.config import NOTEBOOK_CQL_WEIGHT, SACConfig, preset
+from saclab.config import NOTEBOOK, NOTEBOOK_CQL_WEIGHT, SACConfig, preset
 from saclab.errors import SaclabError
 from saclab.files import write_json
 from saclab.launch.jobs import Job, JobOutcome
 from saclab.launch.pool import run_jobs
 
 PLAN_FILE = "study.json"
-EPISODE_CAP = 200  # the notebook's STEPS_PER_EPISODE
 AGENTS = {"sac": 0.0, "cql": NOTEBOOK_CQL_WEIGHT}
 
 
@@ -60,26 +60,47 @@ class StudyPlan:
     sweep_seeds: tuple[int, ...]
     sweep_epochs: int
 
+    @property
+    def env(self) -> str:
+        return self.online.env
+
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
         d["online"], d["offline"] = self.online.to_dict(), self.offline.to_dict()
+        d["env"] = self.env
         return json.loads(json.dumps(d))  # tuples -> lists, as stored
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> StudyPlan:
-        d = dict(d)
+        """The plan in a ``study.json`` (the run groups and datasets recorded beside it are ignored)."""
+        fields = {f.name for f in dataclasses.fields(cls)}
+        d = {k: v for k, v in d.items() if k in fields}
         d["online"], d["offline"] = SACConfig.from_dict(d["online"]), SACConfig.from_dict(d["offline"])
         for k in ("online_seeds", "offline_seeds", "tiers", "tier_seeds", "sweep_weights", "sweep_seeds"):
             d[k] = tuple(d[k])
         return cls(**d)
 
 
-def plan_study(preset_name: str = "default", quick: bool = False) -> StudyPlan:
-    """The study for a preset.  Full size follows the notebook (4 online runs of 1000
-    episodes, 200 offline epochs with 100 evaluation episodes); ``quick`` keeps every
-    phase but shrinks budgets to a few minutes on a 2-core CPU."""
+def episode_cap(preset_name: str, env: str) -> int:
+    """The study's episode cap: the notebook's STEPS_PER_EPISODE (200) on the notebook's own env
+    (whatever the preset, so that study's numbers stay the notebook's) and under the ``notebook``
+    preset; on another env, its registered limit (Acrobot-v1 500, LunarLander-v3 1000), or the
+    preset's cap if it has none."""
+    if preset_name == "notebook" or env == NOTEBOOK.env:
+        return NOTEBOOK.max_episode_steps
+    from saclab.envs.make import registered_episode_limit
+
+    return registered_episode_limit(env) or preset(preset_name).max_episode_steps
+
+
+def plan_study(preset_name: str = "default", quick: bool = False, env: str | None = None) -> StudyPlan:
+    """The study for a preset on ``env`` (default: the preset's env, CartPole-v1).  Full size follows
+    the notebook (4 online runs of 1000 episodes, 200 offline epochs with 100 evaluation episodes);
+    ``quick`` keeps every phase but shrinks budgets to a few minutes on a 2-core CPU (on CartPole)."""
     base = preset(preset_name)
-    protocol = dict(env="CartPole-v1", max_episode_steps=EPISODE_CAP, eval_every_episodes=4, eval_episodes=10)
+    env = env or base.env
+    protocol = dict(env=env, max_episode_steps=episode_cap(preset_name, env), eval_every_episodes=4,
+                    eval_episodes=10)
     if quick:
         online = base.replace(**protocol, total_steps=8_000, total_episodes=0, checkpoint_every_steps=4_000)
         offline = base.replace(**protocol, cql_weight=0.0, epochs=60, offline_eval_episodes=20)
@@ -180,12 +201,12 @@ def estimate_seconds(plan: StudyPlan, per_update: float) -> float:
     c = plan.online
     steps = c.total_steps or c.total_episodes * c.max_episode_steps
     online = len(plan.online_seeds) * steps * per_update * 1.3  # env, sampling and dispatch overhead
-    eval_seconds = 0.0003 * EPISODE_CAP  # one batched evaluation, generous
+    eval_seconds = 0.0003 * c.max_episode_steps  # one batched evaluation, generous
 
     def offline(epochs: int, runs: int, transitions: int) -> float:
         return runs * epochs * ((transitions // plan.offline.batch_size) * per_update + eval_seconds)
 
-    tier_size = plan.tier_episodes * EPISODE_CAP
+    tier_size = plan.tier_episodes * c.max_episode_steps
     return (online + offline(plan.offline.epochs, 2 * len(plan.offline_seeds), steps)
             + offline(plan.tier_epochs, 2 * len(plan.tiers) * len(plan.tier_seeds), tier_size)
             + offline(plan.sweep_epochs, len(plan.sweep_weights) * len(plan.sweep_seeds), steps))
@@ -213,29 +234,57 @@ def _progress(total: int, phase: str) -> Callable[[JobOutcome], None]:
     return on_done
 
 
-def _load_or_write_plan(plan: StudyPlan, out: Path) -> None:
+def _relative(path: str | Path, out: Path) -> str:
+    return Path(path).relative_to(out).as_posix()
+
+
+def study_record(plan: StudyPlan, out: Path) -> dict[str, Any]:
+    """What ``study.json`` holds: the plan (with its env), and where each run group and dataset
+    is (paths relative to ``out``): all the report needs to find the runs without this module."""
+    _, offline_groups = offline_jobs(plan, out)
+    groups = {"online": [_relative(j.run_dir, out) for j in online_jobs(plan, out)]}
+    groups.update({name: [_relative(r, out) for r in runs] for name, runs in offline_groups.items()})
+    datasets = {f"replay seed {s}": _relative(replay_dataset(plan, out, i), out)
+                for i, s in enumerate(plan.online_seeds)}
+    datasets.update({tier: _relative(tier_dataset(out, tier), out) for tier in plan.tiers})
+    # [name, paths] pairs: write_json sorts a JSON object's keys, and the report keeps this order
+    return {**plan.to_dict(), "groups": list(groups.items()), "datasets": list(datasets.items())}
+
+
+def load_plan(out: str | Path) -> StudyPlan:
+    """The plan of the study in ``out``."""
+    path = Path(out) / PLAN_FILE
+    if not path.is_file():
+        raise SaclabError(f"{out} is not a study directory (no {PLAN_FILE})")
+    return StudyPlan.from_dict(json.loads(path.read_text()))
+
+
+def write_plan(plan: StudyPlan, out: str | Path) -> Path:
+    """Claim ``out`` for ``plan``: refuse a different study there, (re)write ``study.json``."""
+    out = Path(out)
     path = out / PLAN_FILE
     if path.exists():
-        saved = json.loads(path.read_text())
-        if saved != plan.to_dict():
-            raise SaclabError(f"{out} holds a different study (preset {saved.get('preset')}, quick "
-                              f"{saved.get('quick')}); choose another --out")
-    else:
-        out.mkdir(parents=True, exist_ok=True)
-        write_json(path, plan.to_dict())
+        saved = load_plan(out)
+        if saved != plan:
+            raise SaclabError(f"{out} holds a different study (preset {saved.preset}, quick {saved.quick}, env "
+                              f"{saved.env}); choose another --out")
+    out.mkdir(parents=True, exist_ok=True)
+    return write_json(path, study_record(plan, out))
 
 
 def run_study(plan: StudyPlan, out: str | Path, backend: str = "local", workers: int | None = None,
               address: str | None = None) -> Path:
     """Run (or resume) every phase of the study, then write the report; returns the report path."""
+    from saclab.envs.make import env_spec
     from saclab.launch.jobs import default_workers
 
     out = Path(out)
-    _load_or_write_plan(plan, out)
+    env_spec(plan.env)  # an unknown or unsupported env fails before anything is written
+    write_plan(plan, out)
     workers = workers or default_workers()
     per_update = seconds_per_update(plan.online)
     estimate = estimate_seconds(plan, per_update)
-    _log(f"preset {plan.preset}{' (quick)' if plan.quick else ''}: {len(plan.online_seeds)} online runs, "
+    _log(f"{plan.env}, preset {plan.preset}{' (quick)' if plan.quick else ''}: {len(plan.online_seeds)} online runs, "
          f"{len(offline_jobs(plan, out)[0])} offline runs on {workers} worker(s), backend {backend}; "
          f"{per_update * 1e3:.2f} ms/update measured -> at most {estimate / 60:.1f} min of compute on one core "
          f"(less with truly parallel cores) -> {out}")
@@ -283,7 +332,7 @@ def make_tier_datasets(plan: StudyPlan, out: Path) -> None:
         path = tier_dataset(out, tier)
         if path.exists():
             continue
-        dataset = collect_tier(tier, checkpoint=expert, env_id=plan.online.env, episodes=plan.tier_episodes,
-                               seed=0, max_episode_steps=EPISODE_CAP, progress=False)
+        dataset = collect_tier(tier, checkpoint=expert, env_id=plan.env, episodes=plan.tier_episodes,
+                               seed=0, max_episode_steps=plan.online.max_episode_steps, progress=False)
         dataset.save(path)
         _log(f"  {tier}: {len(dataset)} transitions, mean return {dataset.episode_returns().mean():.1f} -> {path}")

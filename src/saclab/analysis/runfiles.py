@@ -1,0 +1,123 @@
+"""Finding runs on disk for analysis: seed directories, sweep groups, a study's layout, a run's x axis.
+
+Analysis reads what runs, sweeps and studies wrote (``config.json``,
+``evaluations.csv``, ``sweep.json``, ``study.json``) with its own small readers,
+so it never imports the code that launches runs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from saclab.errors import SaclabError
+
+SWEEP_FILE = "sweep.json"  # written by saclab.launch.sweep.Experiment.save
+STUDY_FILE = "study.json"  # written by saclab.launch.study
+
+
+def seed_dirs(run_dir: str | os.PathLike) -> list[Path]:
+    """The per-seed run directories under ``run_dir`` (or ``run_dir`` itself if it is one run)."""
+    run_dir = Path(run_dir)
+    if (run_dir / "evaluations.csv").is_file():
+        return [run_dir]
+    found = sorted(p.parent for p in run_dir.glob("seed-*/evaluations.csv"))
+    if not found:
+        raise SaclabError(f"no evaluations found in {run_dir} (expected evaluations.csv or seed-*/evaluations.csv)")
+    return found
+
+
+def curve_axis(run_dir: str | os.PathLike) -> str:
+    """The natural x axis of a run: epoch (offline), episode (an episode budget) or step."""
+    meta_path = Path(run_dir) / "config.json"
+    meta = json.loads(meta_path.read_text()) if meta_path.is_file() else {}
+    if meta.get("kind") == "offline":
+        return "epoch"
+    config = meta.get("config", {})
+    return "episode" if config.get("total_episodes") and not config.get("total_steps") else "step"
+
+
+def _sweep_labels(directory: Path) -> tuple[list[str], list[int]] | None:
+    """(labels, seeds) from ``directory/sweep.json``; None without one."""
+    path = directory / SWEEP_FILE
+    if not path.is_file():
+        return None
+    try:
+        data = json.loads(path.read_text())
+        return [str(label) for label in data["labels"]], [int(s) for s in data["seeds"]]
+    except (OSError, json.JSONDecodeError, KeyError, TypeError, ValueError) as e:
+        raise SaclabError(f"unreadable {path}: {e}".splitlines()[0]) from None
+
+
+def sweep_groups(directory: str | os.PathLike) -> dict[str, list[Path]]:
+    """Groups of a sweep directory: label -> its ``seed-N`` run directories.
+
+    With a ``sweep.json`` the labels and seeds are the experiment's (in its
+    order, runs not started yet included); otherwise every directory holding
+    ``seed-*`` runs is a group, labelled by its path relative to ``directory``.
+    """
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise SaclabError(f"sweep directory not found: {directory}")
+    described = _sweep_labels(directory)
+    if described is not None:
+        labels, seeds = described
+        return {label: [directory / label / f"seed-{s}" for s in seeds] for label in labels}
+    found: dict[str, list[Path]] = {}
+    for marker in sorted(directory.glob("**/seed-*/config.json")):
+        run = marker.parent
+        parent = run.parent
+        label = directory.name if parent == directory else parent.relative_to(directory).as_posix()
+        found.setdefault(label, []).append(run)
+    if not found:
+        raise SaclabError(f"no runs found in {directory} (expected sweep.json or */seed-N/ run directories)")
+    return {label: sorted(runs, key=_seed_number) for label, runs in found.items()}
+
+
+def _seed_number(run: Path) -> tuple[int, str]:
+    suffix = run.name.removeprefix("seed-")
+    return (int(suffix), "") if suffix.isdigit() else (1 << 30, run.name)
+
+
+@dataclass(frozen=True)
+class StudyFiles:
+    """Where a study's runs and datasets are, as its ``study.json`` records them.
+
+    ``plan``: the plan (presets, seeds, budgets, ``env``); ``groups``: group name
+    (``online``, ``replay/sac``, ``replay/cql``, ``<tier>/<agent>``, ``sweep/<weight>``)
+    -> run directories; ``datasets``: name (``replay seed N``, a tier) -> HDF5 file.
+    """
+
+    directory: Path
+    plan: dict[str, Any]
+    groups: dict[str, list[Path]]
+    datasets: dict[str, Path]
+
+    @property
+    def env(self) -> str:
+        return str(self.plan.get("env") or self.plan["online"]["env"])
+
+
+def read_study(directory: str | os.PathLike) -> StudyFiles:
+    """The layout of the study in ``directory`` (paths in ``study.json`` are relative to it)."""
+    directory = Path(directory)
+    path = directory / STUDY_FILE
+    if not path.is_file():
+        raise SaclabError(f"{directory} is not a study directory (no {STUDY_FILE})")
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as e:
+        raise SaclabError(f"unreadable {path}: {e}".splitlines()[0]) from None
+    if "groups" not in data or "datasets" not in data:
+        raise SaclabError(f"{path} lists no runs (written by an older saclab): run `saclab report {directory}`, "
+                          "which records them")
+    plan = {k: v for k, v in data.items() if k not in ("groups", "datasets")}
+    groups, datasets = dict(data["groups"]), dict(data["datasets"])  # [name, paths] pairs, in the study's order
+    return StudyFiles(directory, plan, {name: [directory / r for r in runs] for name, runs in groups.items()},
+                      {name: directory / p for name, p in datasets.items()})
+
+
+__all__ = ["seed_dirs", "curve_axis", "sweep_groups", "read_study", "StudyFiles", "SWEEP_FILE", "STUDY_FILE"]
