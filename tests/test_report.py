@@ -235,6 +235,17 @@ def test_report_on_acrobot_reads_without_cartpole(tmp_path):
         assert (out / "report" / "figures" / figure).stat().st_size > 5000
 
 
+def test_bounds_when_every_reward_is_negative(tmp_path):
+    """No episode reached the goal: every reward is -1, so the largest return is -1 (a one-step episode),
+    not -1/(1-γ); the soft bound is r_max + α log|A| while that is negative (the runs' own q_bound)."""
+    numbers, text = report_text(tmp_path, ACROBOT, plan=plan_for(env="Acrobot-v1", cap=500),
+                                episode_rewards=[-np.ones(500), -np.ones(500)], num_actions=3)
+    assert numbers["env"]["r_max"] == -1.0 and numbers["env"]["q_bound"] == -1.0
+    assert "every reward in the study's data is -1, so no discounted return exceeds r_max = -1.0" in text
+    assert "no value on Acrobot-v1 can exceed r_max = -1.0)" in text
+    assert f"the bound for offline SAC is r_max + α log 3 = {-1 + 0.2 * math.log(3):.1f}." in text
+
+
 def test_plans_take_the_env_and_its_episode_cap():
     assert plan_study("default", quick=True).env == "CartPole-v1"
     assert plan_study("default", quick=True).online.max_episode_steps == 200  # the notebook's, on its env

@@ -29,15 +29,20 @@ DATASET_FIELDS = ("transitions", "episodes", "return_mean", "return_min", "retur
 
 
 def value_bound(r_max: float, gamma: float) -> float:
-    """The largest discounted return any policy can earn: r_max / (1 - gamma)."""
-    return r_max / (1.0 - gamma)
+    """The largest discounted return with rewards <= r_max: r_max / (1 - gamma), or r_max itself when
+    r_max < 0 (an episode may end after one step).  The offline runs' own ``q_bound``, so the report
+    and their ``overestimated`` flag use one definition."""
+    from saclab.runs.epochs import q_bound
+
+    return q_bound(r_max, gamma)
 
 
 def soft_value_bound(r_max: float, alpha: float, num_actions: int, gamma: float) -> float:
-    """The largest soft value at a fixed temperature: (r_max + alpha log|A|) / (1 - gamma).
+    """The largest soft value at a fixed temperature: ``value_bound`` of r_max + alpha log|A|, i.e.
+    (r_max + alpha log|A|) / (1 - gamma) when that reward is not negative.
 
     A soft value adds alpha times the policy's entropy (at most log|A|) at every step."""
-    return (r_max + alpha * math.log(num_actions)) / (1.0 - gamma)
+    return value_bound(r_max + alpha * math.log(num_actions), gamma)
 
 
 def env_numbers(study: StudyFiles, datasets: dict[str, Dataset]) -> dict[str, Any]:

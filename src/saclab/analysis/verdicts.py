@@ -75,7 +75,9 @@ def online_vs_offline(numbers: dict[str, Any]) -> dict[str, Any]:
         regime = "below_online" if gap == "lower than" else "above_online"
     mc = sac["mc_return"]
     progress = sac["q_data"] / mc if not _nan(mc, sac["q_data"]) and mc != 0 else math.nan
-    out = {"regime": regime, "gap": gap, "soft_bound": soft, "soft_values": sac["alpha"] > 0.05 * scale,
+    soft_reward = env["r_max"] + (0.0 if _nan(sac["alpha"]) else sac["alpha"]) * math.log(max(env["num_actions"], 1))
+    out = {"regime": regime, "gap": gap, "soft_bound": soft, "soft_bound_discounted": soft_reward >= 0,
+           "soft_values": sac["alpha"] > 0.05 * scale,
            "unconverged": progress < HALFWAY, "progress": progress, "expert": None}
     if "expert/sac" in g and "expert/cql" in g:
         # the expert tier is collected from the online run with the highest final return
