@@ -60,7 +60,7 @@ def sweep_figure(numbers: dict[str, Any], out: Path) -> Path | None:
 
 
 def value_figure(numbers: dict[str, Any], out: Path) -> Path:
-    """Each agent's predicted Q against the Monte Carlo return of its training data, with r_max/(1-γ)."""
+    """Each agent's predicted Q against the Monte Carlo return of its training data, with the value bound."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -74,8 +74,12 @@ def value_figure(numbers: dict[str, Any], out: Path) -> Path:
     ax.bar(xs - 0.27, [groups[a]["q_data"] for a in agents], 0.27, label="predicted Q(s, a_data)")
     ax.bar(xs, [groups[a]["q_greedy"] for a in agents], 0.27, label="predicted Q(s, greedy a)")
     ax.bar(xs + 0.27, [groups[a]["mc_return"] for a in agents], 0.27, label="Monte Carlo return")
-    ax.axhline(env["q_bound"], color="grey", linestyle=":", label=f"r_max / (1 - γ) = {env['q_bound']:.4g}")
+    formula = "r_max / (1 - γ)" if env["r_max"] >= 0 else "r_max"  # as numbers.value_bound
+    ax.axhline(env["q_bound"], color="grey", linestyle=":", label=f"largest return, {formula} = {env['q_bound']:.1f}")
     ax.set_yscale("symlog")
+    shown = [v for a in agents for k in ("q_data", "q_greedy", "mc_return") if math.isfinite(v := groups[a][k])]
+    low, high = min(shown + [env["q_bound"], 0.0]), max(shown + [env["q_bound"], 0.0])
+    ax.set_ylim(low * 1.5 - 0.5, high * 1.5 + 0.5)  # symlog's autoscale can cut bars off; room for the legend
     ax.set_xticks(xs, agents, rotation=20, fontsize=8)
     ax.set_ylabel("value")
     ax.set_title(f"Predicted Q against the Monte Carlo return of each agent's training data ({env['id']})")
@@ -90,11 +94,11 @@ def study_figures(numbers: dict[str, Any], figure_dir: Path) -> dict[str, str]:
     groups, env = numbers["groups"], numbers["env"]["id"]
     figures = {}
     if plot_curves({"online SAC": groups["online"]["runs"]}, figure_dir / "online.png",
-                   title=f"Online SAC on {env} ({BAND})"):
+                   title=f"Online SAC on {env}\n{BAND}"):
         figures["online"] = "figures/online.png"
     if plot_curves({"offline SAC": groups["replay/sac"]["runs"], "CQL": groups["replay/cql"]["runs"]},
                    figure_dir / "offline.png", x="epoch",
-                   title=f"Offline SAC vs CQL on the replay buffers, {env} ({BAND})"):
+                   title=f"Offline SAC vs CQL on the replay buffers, {env}\n{BAND}"):
         figures["offline"] = "figures/offline.png"
     if sweep_figure(numbers, figure_dir / "cql_sweep.png"):
         figures["sweep"] = "figures/cql_sweep.png"
