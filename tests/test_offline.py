@@ -54,6 +54,29 @@ def test_an_epoch_visits_every_transition_at_most_once():
     assert not np.array_equal(epoch_indices(rng, 640, 64), exact)  # a fresh permutation each epoch
 
 
+def test_training_feeds_each_transition_once_per_epoch(dataset, tmp_path, monkeypatch):
+    # What the loop actually passes to the update: every epoch a fresh set of minibatches that
+    # holds no transition twice and leaves out fewer than one minibatch of them.
+    import saclab.runs.offline as offline
+
+    seen = []
+    real = offline.update_epoch
+
+    def record(learner, state, data, indices):
+        seen.append(np.asarray(indices))
+        return real(learner, state, data, indices)
+
+    monkeypatch.setattr(offline, "update_epoch", record)
+    train_offline(CONFIG, dataset, seed=0, run_dir=tmp_path / "r", progress=False)
+    n, batch = len(dataset), CONFIG.batch_size
+    assert len(seen) == CONFIG.epochs
+    for indices in seen:
+        flat = indices.ravel()
+        assert indices.shape == (n // batch, batch)
+        assert len(np.unique(flat)) == len(flat) > n - batch and flat.min() >= 0 and flat.max() < n
+    assert not np.array_equal(seen[0], seen[1])
+
+
 def test_notebook_sampler_reads_empty_slots(dataset):
     n = len(dataset)
     perm = notebook_permutation(0, 500_000)

@@ -72,10 +72,26 @@ def test_notebook_switch_treats_truncation_as_terminal(tmp_path):
     assert any(not np.array_equal(v, params(b)[k]) for k, v in params(a).items())
 
 
-def test_prioritised_replay_runs(tmp_path):
-    r = train_online(CONFIG.replace(total_steps=300, prioritized_replay=True), seed=0,
-                     run_dir=tmp_path / "p", progress=False)
+def test_prioritised_replay_updates_the_priorities_it_samples_by(tmp_path, monkeypatch):
+    # After a prioritised run the sampled transitions' priorities are their |TD errors| (the others
+    # keep the maximum they were inserted with), so they differ from one another.  Were priorities
+    # never updated, all would still be the initial 1.0.
+    from saclab.data.buffer import ReplayBuffer
+
+    buffers = []
+    init = ReplayBuffer.__init__
+
+    def keep(self, *args, **kwargs):
+        init(self, *args, **kwargs)
+        buffers.append(self)
+
+    monkeypatch.setattr(ReplayBuffer, "__init__", keep)
+    r = train_online(CONFIG.replace(total_steps=300, prioritized_replay=True), seed=0, run_dir=tmp_path / "p", progress=False,
+                     save_replay=False)
     assert r.summary["steps"] == 300
+    (buffer,) = buffers
+    priorities = buffer.tree.get(np.arange(len(buffer)))
+    assert len(np.unique(priorities)) > len(buffer) // 2
 
 
 def test_divergence_is_a_clear_error_and_keeps_the_last_checkpoint(tmp_path):

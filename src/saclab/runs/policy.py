@@ -10,7 +10,7 @@ import jax
 import numpy as np
 
 from saclab.config import SACConfig
-from saclab.core.agent import Learner, SACState, action_log_probs, greedy_action, init_state, q_values, sample_action
+from saclab.core.agent import Learner, SACState, greedy_action, init_state, q_values, sample_action
 from saclab.envs.evaluate import evaluate_policy
 from saclab.envs.make import env_spec
 from saclab.errors import SaclabError
@@ -47,10 +47,6 @@ class Policy:
         if key is None:
             raise SaclabError("sampling actions needs a key")
         return np.asarray(sample_action(self.learner, self.state.actor_params, obs, key))
-
-    def probabilities(self, obs: np.ndarray) -> np.ndarray:
-        obs = np.atleast_2d(np.asarray(obs, np.float32))
-        return np.exp(np.asarray(action_log_probs(self.learner, self.state.actor_params, obs)))
 
     def q_values(self, obs: np.ndarray) -> np.ndarray:
         """min_i Q_i(obs, .) of the learned critics, shape (B, A)."""
