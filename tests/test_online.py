@@ -86,8 +86,8 @@ def test_prioritised_replay_updates_the_priorities_it_samples_by(tmp_path, monke
         buffers.append(self)
 
     monkeypatch.setattr(ReplayBuffer, "__init__", keep)
-    r = train_online(CONFIG.replace(total_steps=300, prioritized_replay=True), seed=0, run_dir=tmp_path / "p", progress=False,
-                     save_replay=False)
+    r = train_online(CONFIG.replace(total_steps=300, prioritized_replay=True), seed=0, run_dir=tmp_path / "p",
+                     progress=False, save_replay=False)
     assert r.summary["steps"] == 300
     (buffer,) = buffers
     priorities = buffer.tree.get(np.arange(len(buffer)))

@@ -6,7 +6,6 @@ import os
 import sys
 from pathlib import Path
 
-import jax
 from tqdm.auto import tqdm
 
 SINGLE_THREAD_XLA_FLAGS = "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
@@ -22,6 +21,8 @@ def enable_compilation_cache(directory: str | os.PathLike | None = None) -> None
     setting = directory or os.environ.get("SACLAB_CACHE") or Path.home() / ".cache" / "saclab" / "jax"
     if str(setting).lower() == "off":
         return
+    import jax  # here, so that importing this module (the CLI, the process pool) does not load JAX
+
     jax.config.update("jax_compilation_cache_dir", str(setting))
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
     jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)

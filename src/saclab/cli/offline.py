@@ -15,7 +15,7 @@ from typing import Annotated, Literal
 
 import tyro
 
-from saclab.cli.main import RunArgs, _plot_default, _print, _report_outcome, _with_preset, parse
+from saclab.cli.common import RunArgs, parse, plot_default, print_json, run_seeds, with_preset
 from saclab.config import SACConfig
 from saclab.errors import SaclabError
 
@@ -127,7 +127,7 @@ def cmd_offline(argv: list[str]) -> int:
     from saclab.runs.offline import train_offline, train_offline_vmapped
     from saclab.runs.run import default_run_dir
 
-    args = _with_preset(OfflineArgs, argv, "saclab offline")
+    args = with_preset(OfflineArgs, argv, "saclab offline")
     if args.dataset is None:
         raise SaclabError("--dataset FILE is required")
     if args.seeds < 1:
@@ -158,16 +158,10 @@ def cmd_offline(argv: list[str]) -> int:
                   file=sys.stderr)
     elif len(seeds) == 1:
         result = train_offline(config, dataset, seeds[0], out / f"seed-{seeds[0]}", resume=args.resume)
-        _print({"run_dir": str(result.dir), **result.summary})
+        print_json({"run_dir": str(result.dir), **result.summary})
     else:
-        from saclab.launch.jobs import seed_jobs
-        from saclab.launch.pool import run_jobs
-
-        jobs = seed_jobs("offline", config, seeds, out, dataset=str(args.dataset))
-        outcomes = run_jobs(jobs, workers=args.workers or None, on_done=_report_outcome)
-        if any(not o.ok for o in outcomes):
-            raise SaclabError(f"{sum(not o.ok for o in outcomes)} of {len(outcomes)} runs failed (see above)")
-    _plot_default(out)
+        run_seeds("offline", config, seeds, out, args.workers, dataset=str(args.dataset))
+    plot_default(out)
     return 0
 
 
@@ -205,7 +199,7 @@ def cmd_collect(argv: list[str]) -> int:
                           num_envs=args.num_envs)
     dataset.save(out)
     info = dataset.info()
-    _print({"dataset": str(out), **{k: info[k] for k in ("transitions", "episodes", "return_mean", "return_std",
+    print_json({"dataset": str(out), **{k: info[k] for k in ("transitions", "episodes", "return_mean", "return_std",
                                                           "terminations", "truncations")},
             "policy": dataset.metadata.get("policy"), "tier": dataset.metadata.get("tier")})
     return 0
@@ -236,7 +230,7 @@ def _dataset_info(argv: list[str]) -> int:
     from saclab.data.dataset import Dataset
 
     args = parse(InfoArgs, argv, "saclab dataset info")
-    _print({"file": str(args.file), **Dataset.load(args.file).info()})
+    print_json({"file": str(args.file), **Dataset.load(args.file).info()})
     return 0
 
 
@@ -249,7 +243,7 @@ def _dataset_export(argv: list[str]) -> int:
         raise SaclabError("--id ID is required (e.g. saclab/cartpole-expert-v0)")
     dataset = Dataset.load(args.file)
     path = export_minari(dataset, args.id, args.root)
-    _print({"minari_dataset": args.id, "path": str(path), "transitions": len(dataset),
+    print_json({"minari_dataset": args.id, "path": str(path), "transitions": len(dataset),
             "episodes": int(len(dataset.episode_returns()))})
     return 0
 
@@ -262,7 +256,7 @@ def _dataset_import(argv: list[str]) -> int:
     dataset = import_minari(args.source, args.root)
     dataset.save(out)
     info = dataset.info()
-    _print({"dataset": str(out), "source": args.source, "transitions": info["transitions"],
+    print_json({"dataset": str(out), "source": args.source, "transitions": info["transitions"],
             "episodes": info["episodes"], "env_id": dataset.env_id or None})
     return 0
 

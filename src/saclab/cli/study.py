@@ -9,7 +9,7 @@ from typing import Annotated, Literal
 
 import tyro
 
-from saclab.cli.main import parse
+from saclab.cli.common import parse
 from saclab.errors import SaclabError
 
 

@@ -17,7 +17,7 @@ from typing import Annotated, Literal
 
 import tyro
 
-from saclab.cli.main import PresetName, _with_preset, parse
+from saclab.cli.common import PresetName, parse, with_preset
 from saclab.config import SACConfig
 from saclab.errors import SaclabError
 from saclab.launch.jobs import KINDS, JobOutcome
@@ -89,11 +89,11 @@ def cmd_sweep(argv: list[str]) -> int:
 
     if not argv or argv[0] not in KINDS:
         if any(a in ("-h", "--help") for a in argv):
-            _with_preset(SweepArgs, argv, "saclab sweep online|offline")
+            with_preset(SweepArgs, argv, "saclab sweep online|offline")
         got = f" (got {argv[0]!r})" if argv else ""
         raise SaclabError(f"say what to sweep: saclab sweep online|offline [options]{got}")
     kind, rest = argv[0], argv[1:]
-    args = _with_preset(SweepArgs, rest, f"saclab sweep {kind}")
+    args = with_preset(SweepArgs, rest, f"saclab sweep {kind}")
     if args.seeds < 1:
         raise SaclabError(f"--seeds must be >= 1, got {args.seeds}")
     if args.workers < 0:

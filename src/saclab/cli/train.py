@@ -1,0 +1,115 @@
+"""``saclab train``, ``saclab evaluate`` and ``saclab plot``."""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Literal
+
+import tyro
+
+from saclab.cli.common import RunArgs, default_x, parse, plot_default, print_json, run_seeds, with_preset
+from saclab.config import SACConfig
+from saclab.errors import SaclabError
+
+
+@dataclass(kw_only=True)
+class TrainArgs(RunArgs):
+    """Train discrete SAC online (one run per seed, seeds in parallel processes)."""
+
+    config: SACConfig
+
+
+@dataclass
+class EvaluateArgs:
+    """Evaluate a checkpoint's greedy policy."""
+
+    checkpoint: Annotated[Path, tyro.conf.Positional]
+    """Run directory or checkpoint directory."""
+    episodes: int = 100
+    """Evaluation episodes (run in one vector env)."""
+    seed: int = 0
+    """Seed of the evaluation episodes."""
+    max_steps: int = 0
+    """Episode cap (0 = the run's max_episode_steps)."""
+
+
+@dataclass
+class PlotArgs:
+    """Plot evaluation curves: the mean across the seeds of each run directory with a 95% bootstrap band."""
+
+    runs: Annotated[tuple[Path, ...], tyro.conf.Positional]
+    """Run directories (each holding seed-*/ or one run)."""
+    out: Path | None = None
+    """PNG file (default RUN/curve.png)."""
+    x: Literal["step", "episode", "epoch"] | None = None
+    """X axis (default: epoch for offline runs, episode for the notebook preset, else step)."""
+    title: str = ""
+    """Figure title."""
+
+
+def cmd_train(argv: list[str]) -> int:
+    from saclab.envs.make import env_spec
+    from saclab.runs.online import check_resumable, train_online
+    from saclab.runs.run import default_run_dir
+
+    args = with_preset(TrainArgs, argv, "saclab train")
+    if args.seeds < 1:
+        raise SaclabError(f"--seeds must be >= 1, got {args.seeds}")
+    config = args.config
+    env_spec(config.env)  # refuse a bad env before anything starts
+    out = args.out or default_run_dir("online", config, args.seed).parent
+    if args.resume and not out.exists():
+        raise SaclabError(f"--resume: run directory {out} does not exist")
+    if not args.resume and (out / f"seed-{args.seed}" / "checkpoint").exists():
+        raise SaclabError(f"{out} already holds a run; pass --resume to continue it or choose another --out")
+    seeds = list(range(args.seed, args.seed + args.seeds))
+    if args.resume:
+        for s in seeds:
+            check_resumable(out / f"seed-{s}", config, s)
+    print(f"saclab train: {config.env}, preset {args.preset}, seeds {seeds} -> {out}", file=sys.stderr)
+    if len(seeds) == 1:
+        result = train_online(config, seeds[0], out / f"seed-{seeds[0]}", resume=args.resume)
+        print_json({"run_dir": str(result.dir), **result.summary})
+    else:
+        run_seeds("online", config, seeds, out, args.workers)
+    plot_default(out)
+    return 0
+
+
+def cmd_evaluate(argv: list[str]) -> int:
+    from saclab.runs.policy import Policy
+    from saclab.runs.run import return_stats
+
+    args = parse(EvaluateArgs, argv, "saclab evaluate")
+    if args.episodes < 1:
+        raise SaclabError(f"--episodes must be >= 1, got {args.episodes}")
+    policy = Policy.load(args.checkpoint)
+    returns = policy.evaluate(args.episodes, args.seed, args.max_steps or None)
+    print_json({"checkpoint": str(policy.path), "env": policy.config.env, "episodes": args.episodes,
+                **return_stats(returns)})
+    return 0
+
+
+def cmd_plot(argv: list[str]) -> int:
+    from saclab.analysis.plots import plot_curves
+    from saclab.analysis.runfiles import seed_dirs
+
+    args = parse(PlotArgs, argv, "saclab plot")
+    if not args.runs:
+        raise SaclabError("give at least one run directory")
+    for run in args.runs:
+        if not run.exists():
+            raise SaclabError(f"run directory not found: {run}")
+    x = args.x or default_x(args.runs[0])
+    out = args.out or args.runs[0] / "curve.png"
+    groups = {run.name or str(run): seed_dirs(run) for run in args.runs}
+    path = plot_curves(groups, out, x=x, title=args.title)
+    if path is None:
+        raise SaclabError("no evaluations to plot yet")
+    print(path)
+    return 0
+
+
+__all__ = ["cmd_train", "cmd_evaluate", "cmd_plot", "TrainArgs", "EvaluateArgs", "PlotArgs"]
