@@ -103,3 +103,19 @@ def test_scanned_updates_equal_a_loop_of_single_updates():
         state, _ = update(L, state, jax.tree_util.tree_map(lambda x, r=row: x[r], data))
     for k, v in leaves(scanned).items():
         np.testing.assert_allclose(v, leaves(state)[k], rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("entropy_backup", [True, False])
+def test_td_target_holds_the_entropy_bonus_only_with_entropy_backup(entropy_backup):
+    # y = r + gamma (1 - d) sum_a' pi(a'|s') [min_i Qt_i(s', a') - alpha log pi(a'|s') * entropy_backup],
+    # recomputed here from the networks' outputs at initialisation (alpha = 1, so the bonus is large).
+    L = learner(entropy_backup=entropy_backup, gamma=0.9)
+    s = init_state(L, jax.random.PRNGKey(3))
+    b = batch(seed=2)
+    log_pi = np.asarray(jax.nn.log_softmax(L.actor.apply({"params": s.actor_params}, b.next_obs)), np.float64)
+    q_next = np.asarray(L.critic.apply({"params": s.critic_target_params}, b.next_obs), np.float64).min(axis=0)
+    bonus = -log_pi if entropy_backup else 0.0
+    value = np.sum(np.exp(log_pi) * (q_next + bonus), axis=-1)
+    expected = np.asarray(b.rewards) + 0.9 * (1 - np.asarray(b.terminated)) * value
+    _, metrics = update(L, s, b)
+    assert float(metrics["td_target"]) == pytest.approx(float(np.mean(expected)), abs=1e-5)

@@ -24,6 +24,12 @@ def test_soft_state_value():
     assert float(v[0]) == pytest.approx(0.5311676, abs=1e-6)
 
 
+def test_state_value_without_entropy_backup_is_the_expected_q():
+    # entropy_backup=False passes alpha = 0: V(s') = 0.25 * 1 + 0.75 * 0 = 0.25
+    v = losses.soft_state_value(LOG_P, Q_NEXT, jnp.asarray(0.0))
+    assert float(v[0]) == pytest.approx(0.25, abs=1e-7)
+
+
 def test_td_target_bootstraps_unless_terminated():
     y = losses.td_target(jnp.array([1.0, 1.0]), jnp.array([0.0, 1.0]), jnp.array([10.0, 10.0]), 0.9)
     np.testing.assert_allclose(y, [10.0, 1.0])

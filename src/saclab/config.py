@@ -49,6 +49,9 @@ class SACConfig:
     """Learn alpha towards the target entropy (False: alpha stays at initial_alpha)."""
     target_entropy_ratio: float = 0.8
     """Target entropy = ratio * log(number of actions) (the notebook: 0.98; docs/presets.md)."""
+    entropy_backup: bool = True
+    """Put the entropy bonus -alpha*log(pi) in the critic's target (soft Q). False keeps Q on the reward
+    scale and the entropy in the actor and temperature losses only (CORL's backup_entropy=False)."""
 
     # --- conservative Q-learning (offline) -----------------------------------------
     cql_weight: float = 0.0

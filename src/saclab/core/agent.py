@@ -46,6 +46,7 @@ class Learner(NamedTuple):
     autotune_alpha: bool
     target_entropy: float
     cql_weight: float
+    entropy_backup: bool = True
 
     @classmethod
     def from_config(cls, config: SACConfig, spec: EnvSpec) -> Learner:
@@ -62,6 +63,7 @@ class Learner(NamedTuple):
             autotune_alpha=config.autotune_alpha,
             target_entropy=config.target_entropy_ratio * math.log(spec.num_actions),
             cql_weight=config.cql_weight,
+            entropy_backup=config.entropy_backup,
         )
 
     @property
@@ -125,7 +127,8 @@ def _update(learner: Learner, state: SACState, batch: Batch) -> tuple[SACState, 
     # 1. Critics.  Target from the target critics and the current policy at s'.
     next_log_probs = jax.nn.log_softmax(actor.apply({"params": state.actor_params}, batch.next_obs))
     next_q_target = critic.apply({"params": state.critic_target_params}, batch.next_obs)
-    next_value = losses.soft_state_value(next_log_probs, next_q_target, alpha)
+    backup_alpha = alpha if learner.entropy_backup else jnp.zeros_like(alpha)  # 0: V(s') = E_pi min Qt
+    next_value = losses.soft_state_value(next_log_probs, next_q_target, backup_alpha)
     target = losses.td_target(batch.rewards, batch.terminated, next_value, learner.gamma)
 
     def critic_objective(critic_params):
