@@ -1,85 +1,161 @@
-"""Sample efficiency and stability of a preset on CartPole-v1 (500-step cap), over seeds.
+"""Learning benchmark: a preset on the classic discrete tasks over seeds, against the RL Zoo's tuned DQN.
 
-For each seed: environment steps until the greedy evaluation mean first reaches
-the threshold (475), and the evaluation returns over the rest of the run
-(mean and minimum: a collapse shows as a low minimum).  Prints a table and
-the medians; runs one single-threaded process per worker.
+For each env, one online run per seed (one single-threaded process per worker)
+at the RL Zoo's budget, then a final greedy evaluation of 100 episodes per run.
+Prints, per env: the median and the IQM with its 95% bootstrap CI of the final
+returns beside the anchor, and the stability of the temperature and the
+critic (alpha's growth over the second half of the run; the largest mean Q
+against the soft-value bound).  Writes the raw per-run numbers (CSV), the
+table (Markdown) and the curves (PNG) under ``--results``.  Runs that already
+finished in ``--out`` are reused, so a second call only re-reads them.
 
-    python bench/learning.py --preset default --seeds 5 --total-steps 100000
-    python bench/learning.py --set target_entropy_ratio=0.5 --seeds 3 --total-steps 30000
+    python bench/learning.py --seeds 5                                   # the four envs at the zoo's budgets
+    python bench/learning.py --env LunarLander-v3 --steps 300000 --seeds 2 --tag long
+    python bench/learning.py --env Acrobot-v1 --set entropy_backup=true --tag soft-q
+
+Anchor: DLR-RM/rl-baselines3-zoo, benchmark.md, "Performance of trained agents":
+DQN with per-env tuned hyperparameters, one run each, deterministic policy
+(LunarLander there is v2; v3 has the same dynamics with bug fixes).
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
 import json
-import statistics
-import tempfile
+import math
 from pathlib import Path
 
+import gymnasium as gym
+import numpy as np
+
+from saclab.analysis.plots import plot_curves
+from saclab.analysis.stats import interval_estimates
 from saclab.config import SACConfig, preset
+from saclab.data.dataset import Dataset
+from saclab.launch.grid import parse_value
 from saclab.launch.jobs import seed_jobs
 from saclab.launch.pool import run_jobs
-from saclab.runs.runlog import read_evaluations
+from saclab.runs.policy import Policy
+from saclab.runs.runlog import read_evaluations, read_metrics
+
+# env: (zoo budget, zoo DQN, zoo QR-DQN, saclab's target for the median final return)
+ANCHORS = {
+    "CartPole-v1": (50_000, 500.0, 500.0, 500.0),
+    "Acrobot-v1": (100_000, -76.6, -69.1, -75.0),
+    "LunarLander-v3": (100_000, 154.4, 70.0, 150.0),
+    "MountainCar-v0": (120_000, -100.8, -106.0, -110.0),
+}
+FINAL_EPISODES = 100
+FIELDS = ("env", "seed", "steps", "final_return", "final_std", "best_eval", "reached_threshold_at",
+          "min_after_threshold", "alpha_mid", "alpha_final", "alpha_max", "alpha_growth_2nd_half",
+          "q_max", "q_bound_at_q_max", "q_over_bound", "steps_per_s")
 
 
-def parse_set(items: list[str], base: SACConfig) -> SACConfig:
-    changes = {}
-    types = {k: type(v) for k, v in base.to_dict().items()}
-    for item in items:
-        key, value = item.split("=", 1)
-        if types[key] is bool:
-            changes[key] = value.lower() in ("1", "true", "yes")
-        elif types[key] is tuple:
-            changes[key] = tuple(int(v) for v in value.split("x"))
-        else:
-            changes[key] = types[key](value)
-    return base.replace(**changes)
+def env_config(base: SACConfig, env: str, steps: int) -> SACConfig:
+    limit = gym.spec(env).max_episode_steps
+    return base.replace(env=env, total_steps=steps, total_episodes=0, max_episode_steps=limit,
+                        checkpoint_every_steps=25_000)
+
+
+def soft_value_bound(r_max: float, alpha: float, num_actions: int, gamma: float, entropy_backup: bool) -> float:
+    """(r_max + alpha log|A|)/(1 - gamma), the entropy term only when the critic's target holds it."""
+    return (r_max + (alpha * math.log(num_actions) if entropy_backup else 0.0)) / (1.0 - gamma)
+
+
+def run_row(env: str, seed: int, run_dir: Path, config: SACConfig, threshold: float | None) -> dict:
+    evaluations = read_evaluations(run_dir)
+    metrics = [m for m in read_metrics(run_dir) if "alpha" in m]
+    policy = Policy.load(run_dir)
+    final = policy.evaluate(FINAL_EPISODES, seed=10_000 + seed)
+    replay = Dataset.load(run_dir / "replay.h5")
+    r_max = float(np.max(replay.rewards))
+    num_actions = gym.make(env).action_space.n
+    bounds = [soft_value_bound(r_max, m["alpha"], num_actions, config.gamma, config.entropy_backup) for m in metrics]
+    q = [m["q_data"] for m in metrics]
+    worst = int(np.argmax(np.asarray(q) - np.asarray(bounds)))
+    alphas = [m["alpha"] for m in metrics]
+    half = len(alphas) // 2
+    hit = next((e["step"] for e in evaluations if threshold is not None and e["return_mean"] >= threshold), None)
+    after = [e["return_mean"] for e in evaluations if hit is not None and e["step"] >= hit]
+    result = json.loads((run_dir / "result.json").read_text())
+    return {"env": env, "seed": seed, "steps": config.total_steps, "final_return": float(np.mean(final)),
+            "final_std": float(np.std(final)), "best_eval": max(e["return_mean"] for e in evaluations),
+            "reached_threshold_at": hit, "min_after_threshold": min(after) if after else None,
+            "alpha_mid": alphas[half], "alpha_final": alphas[-1], "alpha_max": max(alphas),
+            "alpha_growth_2nd_half": alphas[-1] / alphas[half], "q_max": max(q),
+            "q_bound_at_q_max": bounds[worst], "q_over_bound": bool(q[worst] > bounds[worst]),
+            "steps_per_s": result.get("steps_per_s")}
+
+
+def fmt(v: float | None, digits: int = 1) -> str:
+    return "-" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.{digits}f}"
+
+
+def table(rows_by_env: dict[str, list[dict]], label: str) -> str:
+    lines = [f"`{label}`, final greedy return over {FINAL_EPISODES} episodes per run:", "",
+             "| env | steps | seeds | RL Zoo DQN | target | median | IQM [95% CI] | min / max | "
+             "alpha mid → final (max) | max Q / bound | met |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for env, rows in rows_by_env.items():
+        finals = np.array([r["final_return"] for r in rows])
+        est = interval_estimates(finals)
+        budget, dqn, _, target = ANCHORS.get(env, (None, math.nan, math.nan, None))
+        median = float(np.median(finals))
+        met = "-" if target is None or rows[0]["steps"] != budget else ("yes" if median >= target else "no")
+        alpha_mid = np.median([r["alpha_mid"] for r in rows])
+        alpha_final = np.median([r["alpha_final"] for r in rows])
+        alpha_max = max(r["alpha_max"] for r in rows)
+        q_worst = max(rows, key=lambda r: r["q_max"] - r["q_bound_at_q_max"])
+        lines.append(
+            f"| {env} | {rows[0]['steps'] // 1000}k | {len(rows)} | {fmt(dqn)} | {fmt(target)} | {median:.1f} | "
+            f"{est['iqm']:.1f} [{fmt(est['iqm_ci'][0])}, {fmt(est['iqm_ci'][1])}] | {finals.min():.1f} / "
+            f"{finals.max():.1f} | {alpha_mid:.3g} → {alpha_final:.3g} ({alpha_max:.3g}) | "
+            f"{q_worst['q_max']:.1f} / {q_worst['q_bound_at_q_max']:.1f} | {met} |")
+    return "\n".join(lines)
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--env", nargs="+", default=list(ANCHORS))
     p.add_argument("--preset", default="default")
-    p.add_argument("--set", nargs="*", default=[], help="field=value overrides (hidden_sizes as 128x128)")
+    p.add_argument("--set", nargs="*", default=[], help="config overrides, field=value")
     p.add_argument("--seeds", type=int, default=5)
-    p.add_argument("--total-steps", type=int, default=100_000)
-    p.add_argument("--threshold", type=float, default=475.0)
-    p.add_argument("--workers", type=int, default=0)
-    p.add_argument("--out", default=None, help="run directory (default: a temporary one)")
+    p.add_argument("--steps", type=int, default=0, help="budget per env (0 = the RL Zoo's)")
+    p.add_argument("--workers", type=int, default=0, help="parallel processes (0 = one per core)")
+    p.add_argument("--out", default="runs/bench-learning", help="run directories (reused when finished)")
+    p.add_argument("--results", default="bench/results", help="where the CSV, table and curves go")
+    p.add_argument("--tag", default="default")
     args = p.parse_args()
 
-    config = parse_set(args.set, preset(args.preset)).replace(
-        total_steps=args.total_steps, total_episodes=0, max_episode_steps=500, checkpoint_every_steps=0)
-    out = Path(args.out or tempfile.mkdtemp(prefix="saclab-learning-"))
-    outcomes = run_jobs(seed_jobs("online", config, range(args.seeds), out), workers=args.workers or None)
-    rows = []
-    for o in outcomes:
-        if not o.ok:
-            print(f"seed {o.job.seed}: FAILED {o.error}")
-            continue
-        evals = read_evaluations(o.job.run_dir)
-        hit = next((r["step"] for r in evals if r["return_mean"] >= args.threshold), None)
-        after = [r["return_mean"] for r in evals if hit is not None and r["step"] >= hit]
-        rows.append({"seed": o.job.seed, "steps_to_threshold": hit,
-                     "mean_after": statistics.fmean(after) if after else None,
-                     "min_after": min(after) if after else None,
-                     "final": evals[-1]["return_mean"], "steps_per_s": o.summary["steps_per_s"]})
-    print(f"config: preset={args.preset} {' '.join(args.set)} total_steps={args.total_steps} -> {out}")
-    print(f"{'seed':>4} {'steps to ' + str(int(args.threshold)):>14} {'mean after':>10} {'min after':>9} "
-          f"{'final':>6} {'steps/s':>8}")
-    for r in rows:
-        fmt = lambda v, f: "-" if v is None else format(v, f)  # noqa: E731
-        print(f"{r['seed']:>4} {fmt(r['steps_to_threshold'], 'd'):>14} {fmt(r['mean_after'], '.1f'):>10} "
-              f"{fmt(r['min_after'], '.1f'):>9} {r['final']:>6.1f} {r['steps_per_s']:>8.1f}")
-    hits = [r["steps_to_threshold"] for r in rows if r["steps_to_threshold"] is not None]
-    never = len(rows) - len(hits)
-    # Seeds that never reach the threshold count as the whole budget (an upper bound) in the median.
-    median = statistics.median(hits + [args.total_steps] * never) if rows else None
-    summary = {"median_steps_to_threshold": median, "seeds_reaching": f"{len(hits)}/{len(rows)}",
-               "median_final": statistics.median(r["final"] for r in rows) if rows else None,
-               "median_min_after": statistics.median(r["min_after"] for r in rows if r["min_after"] is not None)
-               if hits else None}
-    print(json.dumps(summary))
+    base = preset(args.preset)
+    base = base.replace(**{k: parse_value(k, v) for k, v in (item.split("=", 1) for item in args.set)})
+    configs = {env: env_config(base, env, args.steps or ANCHORS[env][0]) for env in args.env}
+    out = Path(args.out) / args.tag
+    jobs = [job for env, config in configs.items() for job in seed_jobs("online", config, range(args.seeds), out / env)]
+    failed = [o for o in run_jobs(jobs, workers=args.workers or None) if not o.ok]
+    for o in failed:
+        print(f"{o.job.run_dir}: FAILED {o.error}")
+
+    results = Path(args.results)
+    results.mkdir(parents=True, exist_ok=True)
+    rows_by_env: dict[str, list[dict]] = {}
+    for env, config in configs.items():
+        threshold = 475.0 if env == "CartPole-v1" else None
+        runs = [out / env / f"seed-{s}" for s in range(args.seeds)]
+        rows_by_env[env] = [run_row(env, s, r, config, threshold) for s, r in enumerate(runs)
+                            if (r / "result.json").exists()]
+        plot_curves({f"saclab {args.tag}": runs}, results / f"learning-{args.tag}-{env}.png",
+                    x="step", title=f"{env}: greedy evaluation return (10 episodes), mean and 95% CI")
+    with open(results / f"learning-{args.tag}.csv", "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=FIELDS)
+        writer.writeheader()
+        for rows in rows_by_env.values():
+            writer.writerows(rows)
+    label = " ".join([f"--preset {args.preset}", *(f"--set {s}" for s in args.set)])
+    text = table({env: rows for env, rows in rows_by_env.items() if rows}, label)
+    (results / f"learning-{args.tag}.md").write_text(text + "\n")
+    print(text)
 
 
 if __name__ == "__main__":

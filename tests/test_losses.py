@@ -106,3 +106,11 @@ def test_temperature_loss_holds_the_policy_fixed():
 
 def test_entropy():
     assert float(losses.entropy(LOG_P)) == pytest.approx(0.5623351, abs=1e-6)
+
+
+def test_soft_value_bound_hand_values():
+    # (1 + 0.5 log 2) / 0.01 = (1 + 0.3465736) / 0.01 = 134.65736
+    assert losses.soft_value_bound(1.0, 0.5, 2, 0.99) == pytest.approx(134.65736, abs=1e-4)
+    assert losses.soft_value_bound(1.0, 0.5, 2, 0.99, entropy_backup=False) == pytest.approx(100.0)
+    # Acrobot-like: every reward -1 and no entropy in the target: no return exceeds -1
+    assert losses.soft_value_bound(-1.0, 3.0, 3, 0.99, entropy_backup=False) == pytest.approx(-1.0)

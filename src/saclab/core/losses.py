@@ -8,6 +8,8 @@ SAC; Kumar et al. 2020, CQL(H)).
 
 from __future__ import annotations
 
+import math
+
 import jax
 import jax.numpy as jnp
 
@@ -89,3 +91,16 @@ def temperature_loss(log_alpha: jax.Array, log_probs: jax.Array, target_entropy:
 def entropy(log_probs: jax.Array) -> jax.Array:
     """Mean policy entropy H = -mean_s sum_a pi log pi."""
     return -jnp.mean(jnp.sum(jnp.exp(log_probs) * log_probs, axis=-1))
+
+
+def soft_value_bound(r_max: float, alpha: float, num_actions: int, gamma: float, entropy_backup: bool = True) -> float:
+    """The largest value a (soft) Q-value can hold, for judging a critic's estimates.
+
+    Q(s, a) <= (r_max + alpha log|A|) / (1 - gamma)     (entropy in the target: each step adds at most alpha log|A|)
+    Q(s, a) <= r_max / (1 - gamma)                      (entropy_backup=False)
+
+    r_max is the largest one-step reward; when it is negative the discounted sum is at most r_max itself.
+    """
+    bonus = alpha * math.log(num_actions) if entropy_backup else 0.0
+    per_step = r_max + bonus
+    return per_step / (1.0 - gamma) if per_step >= 0 else per_step
