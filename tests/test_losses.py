@@ -114,3 +114,16 @@ def test_soft_value_bound_hand_values():
     assert losses.soft_value_bound(1.0, 0.5, 2, 0.99, entropy_backup=False) == pytest.approx(100.0)
     # Acrobot-like: every reward -1 and no entropy in the target: no return exceeds -1
     assert losses.soft_value_bound(-1.0, 3.0, 3, 0.99, entropy_backup=False) == pytest.approx(-1.0)
+
+
+def test_notebook_temperature_loss_hand_value_and_sign():
+    # mean over the two actions of (log pi + 0.5): ((log 0.25 + 0.5) + (log 0.75 + 0.5)) / 2
+    # = (-0.8862944 + 0.2123179) / 2 = -0.3369882, so J = 0.3369882 * log_alpha
+    log_alpha = jnp.asarray(0.2)
+    assert float(losses.notebook_temperature_loss(log_alpha, LOG_P, 0.5)) == pytest.approx(0.0673976, abs=1e-6)
+    grad = jax.grad(losses.notebook_temperature_loss)(log_alpha, LOG_P, 0.5)
+    assert float(grad) == pytest.approx(0.3369882, abs=1e-6)  # > 0: gradient descent lowers alpha
+    # a decided policy (H below the target) reverses the sign of the correct loss's gradient, not the notebook's
+    decided = jnp.log(jnp.array([[0.02, 0.98]]))  # H = 0.0980 nats
+    assert float(jax.grad(losses.temperature_loss)(log_alpha, decided, 0.679)) < 0  # alpha grows
+    assert float(jax.grad(losses.notebook_temperature_loss)(log_alpha, decided, 0.679)) > 0  # alpha still decays

@@ -52,6 +52,8 @@ class SACConfig:
     entropy_backup: bool = True
     """Put the entropy bonus -alpha*log(pi) in the critic's target (soft Q). False keeps Q on the reward
     scale and the entropy in the actor and temperature losses only (CORL's backup_entropy=False)."""
+    notebook_temperature_loss: bool = False
+    """Reproduce the notebook's temperature loss: a plain mean over actions, not weighted by pi (alpha only decays)."""
 
     # --- conservative Q-learning (offline) -----------------------------------------
     cql_weight: float = 0.0
@@ -211,15 +213,20 @@ TEST = SACConfig(
 )
 """Tiny budgets for tests and smoke runs (learns nothing useful)."""
 
-PRESETS: dict[str, SACConfig] = {"default": DEFAULT, "notebook": NOTEBOOK, "test": TEST}
+NOTEBOOK_FAITHFUL = NOTEBOOK.replace(notebook_temperature_loss=True, notebook_epoch_sampler=True,
+                                     truncation_is_terminal=True)
+"""The notebook's hyperparameters with all of its deviations switched on (docs/presets.md)."""
+
+PRESETS: dict[str, SACConfig] = {"default": DEFAULT, "notebook": NOTEBOOK, "notebook-faithful": NOTEBOOK_FAITHFUL,
+                                 "test": TEST}
 
 
 def preset(name: str) -> SACConfig:
-    """The named preset: ``default``, ``notebook`` or ``test``."""
+    """The named preset: ``default``, ``notebook``, ``notebook-faithful`` or ``test``."""
     try:
         return PRESETS[name]
     except KeyError:
         raise SaclabError(f"unknown preset {name!r} (choose from {', '.join(PRESETS)})") from None
 
 
-__all__ = ["SACConfig", "PRESETS", "preset", "NOTEBOOK", "DEFAULT", "TEST", "NOTEBOOK_CQL_WEIGHT"]
+__all__ = ["SACConfig", "PRESETS", "preset", "NOTEBOOK", "NOTEBOOK_FAITHFUL", "DEFAULT", "TEST", "NOTEBOOK_CQL_WEIGHT"]

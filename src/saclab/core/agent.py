@@ -47,6 +47,7 @@ class Learner(NamedTuple):
     target_entropy: float
     cql_weight: float
     entropy_backup: bool = True
+    notebook_temperature_loss: bool = False
 
     @classmethod
     def from_config(cls, config: SACConfig, spec: EnvSpec) -> Learner:
@@ -64,6 +65,7 @@ class Learner(NamedTuple):
             target_entropy=config.target_entropy_ratio * math.log(spec.num_actions),
             cql_weight=config.cql_weight,
             entropy_backup=config.entropy_backup,
+            notebook_temperature_loss=config.notebook_temperature_loss,
         )
 
     @property
@@ -155,7 +157,8 @@ def _update(learner: Learner, state: SACState, batch: Batch) -> tuple[SACState, 
     actor_params = optax.apply_updates(state.actor_params, actor_updates)
 
     # 3. Temperature, with the policy's probabilities held fixed.
-    alpha_loss, alpha_grad = jax.value_and_grad(losses.temperature_loss)(
+    temperature_loss = losses.notebook_temperature_loss if learner.notebook_temperature_loss else losses.temperature_loss
+    alpha_loss, alpha_grad = jax.value_and_grad(temperature_loss)(
         state.log_alpha, log_probs, learner.target_entropy
     )
     if learner.autotune_alpha:

@@ -88,6 +88,19 @@ def temperature_loss(log_alpha: jax.Array, log_probs: jax.Array, target_entropy:
     return -log_alpha * jnp.mean(neg_entropy + target_entropy)
 
 
+def notebook_temperature_loss(log_alpha: jax.Array, log_probs: jax.Array, target_entropy: float) -> jax.Array:
+    """The course notebook's temperature loss: a plain mean over states *and actions*, not weighted by pi.
+
+    J_nb(alpha) = -log_alpha * mean_{s,a} [ log pi(a|s) + H_target ]
+
+    Its gradient in log_alpha, -(mean_a log pi(a|s) + H_target), does not measure the entropy: the mean
+    of log pi over |A| actions is at most -log|A| (Jensen), so for any H_target < log|A| the gradient is
+    positive and alpha only decays, whatever the policy does.  Kept to reproduce the notebook.
+    """
+    log_probs = jax.lax.stop_gradient(log_probs)
+    return -log_alpha * jnp.mean(log_probs + target_entropy)
+
+
 def entropy(log_probs: jax.Array) -> jax.Array:
     """Mean policy entropy H = -mean_s sum_a pi log pi."""
     return -jnp.mean(jnp.sum(jnp.exp(log_probs) * log_probs, axis=-1))
