@@ -157,7 +157,8 @@ def _update(learner: Learner, state: SACState, batch: Batch) -> tuple[SACState, 
     actor_params = optax.apply_updates(state.actor_params, actor_updates)
 
     # 3. Temperature, with the policy's probabilities held fixed.
-    temperature_loss = losses.notebook_temperature_loss if learner.notebook_temperature_loss else losses.temperature_loss
+    temperature_loss = (losses.notebook_temperature_loss if learner.notebook_temperature_loss
+                        else losses.temperature_loss)
     alpha_loss, alpha_grad = jax.value_and_grad(temperature_loss)(
         state.log_alpha, log_probs, learner.target_entropy
     )
