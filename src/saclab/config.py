@@ -27,7 +27,7 @@ class SACConfig:
     """Gymnasium environment id (Discrete actions, flat Box observations)."""
 
     # --- networks and optimisation -------------------------------------------------
-    hidden_sizes: tuple[int, ...] = (256, 256)
+    hidden_sizes: tuple[int, ...] = (128, 128)
     """Hidden layer widths of the actor and of each critic."""
     actor_lr: float = 3e-4
     """Adam learning rate of the actor."""
@@ -49,9 +49,9 @@ class SACConfig:
     """Learn alpha towards the target entropy (False: alpha stays at initial_alpha)."""
     target_entropy_ratio: float = 0.8
     """Target entropy = ratio * log(number of actions) (the notebook: 0.98; docs/presets.md)."""
-    entropy_backup: bool = True
-    """Put the entropy bonus -alpha*log(pi) in the critic's target (soft Q). False keeps Q on the reward
-    scale and the entropy in the actor and temperature losses only (CORL's backup_entropy=False)."""
+    entropy_backup: bool = False
+    """Put the entropy bonus -alpha*log(pi) in the critic's target (soft Q, as the notebook). False keeps Q on
+    the reward scale and the entropy in the actor and temperature losses only (docs/presets.md)."""
     notebook_temperature_loss: bool = False
     """Reproduce the notebook's temperature loss: a plain mean over actions, not weighted by pi (alpha only decays)."""
 
@@ -178,6 +178,7 @@ NOTEBOOK = SACConfig(
     tau=0.01,
     initial_alpha=1.0,
     target_entropy_ratio=0.98,
+    entropy_backup=True,
     cql_weight=0.0,  # the notebook's TRADEOFF_FACTOR (5) applies to its CQL agent only
     buffer_size=500_000,
     learning_starts=100,  # the notebook updates once the buffer holds one batch
