@@ -2,6 +2,8 @@
 
 import math
 
+import pytest
+
 from saclab.runs.diagnostics import alpha_runaway, q_runaway
 
 
@@ -26,3 +28,23 @@ def test_q_above_its_bound_or_not_finite():
     assert q_runaway(2100.0, 134.7)
     assert q_runaway(math.nan, 100.0)
     assert not q_runaway(60.0, 100.0)
+
+
+def test_watch_adds_the_columns_and_warns_once_per_kind():
+    from saclab.runs.diagnostics import RunawayWatch
+
+    watch = RunawayWatch(initial_alpha=1.0, num_actions=2, gamma=0.99, entropy_backup=True, run="r")
+    assert watch.columns(100, {}, r_max=1.0)["alpha"] is None  # before the first update: blank
+    messages = []
+    for step, alpha, q in [(2000, 1.5, 50.0), (5500, 4.6, 90.0), (9000, 12.0, 300.0), (13500, 46.0, 900.0),
+                           (17000, 120.0, 20000.0)]:  # the bound at alpha 120 is 8418
+        row = {"step": step, **watch.columns(step, {"alpha": alpha, "entropy": 0.3, "q_data": q}, r_max=1.0)}
+        assert row["q_bound"] == pytest.approx((1.0 + alpha * math.log(2)) / 0.01)
+        messages += watch.warnings(row)
+    assert len(messages) == 2  # alpha's runaway and Q above its bound, each once
+    assert "alpha grows geometrically" in messages[0] or "alpha grows geometrically" in messages[1]
+    # a resumed run that already warned does not warn again
+    history = [{"step": 17000, "alpha": 120.0, "alpha_runaway": "True", "q_over_bound": "True"}]
+    again = RunawayWatch(1.0, 2, 0.99, True, "r", history)
+    row = {"step": 20000, **again.columns(20000, {"alpha": 300.0, "entropy": 0.3, "q_data": 5000.0}, 1.0)}
+    assert again.warnings(row) == []

@@ -11,6 +11,8 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
+from saclab.core.losses import soft_value_bound
+
 ALPHA_WINDOW_STEPS = 10_000
 """Alpha's growth is judged over the last this many environment steps (or updates)."""
 ALPHA_GROWTH_FACTOR = 2.0
@@ -39,3 +41,46 @@ def runaway_message(what: str, step: int, run: str | None = None) -> str:
     where = f"{run}: " if run else ""
     return (f"saclab: warning: {where}step {step}: {what} (evaluations.csv holds alpha, entropy, q_data and "
             "q_bound per evaluation; docs/presets.md explains the default that prevents this)")
+
+
+class RunawayWatch:
+    """Adds alpha, entropy, mean Q and its bound to each evaluation row; one warning per kind per run.
+
+    ``history`` is the run's earlier evaluation rows (a resumed run), so a warning already given is not
+    repeated and alpha's growth is judged across the interruption."""
+
+    def __init__(self, initial_alpha: float, num_actions: int, gamma: float, entropy_backup: bool,
+                 run: str | None = None, history: Sequence[dict] = ()) -> None:
+        self.initial_alpha, self.num_actions, self.gamma = initial_alpha, num_actions, gamma
+        self.entropy_backup, self.run = entropy_backup, run
+        rows = [r for r in history if r.get("alpha") not in (None, "")]
+        self.steps = [int(r["step"]) for r in rows]
+        self.alphas = [float(r["alpha"]) for r in rows]
+        self.warned = {kind for kind in ("alpha_runaway", "q_over_bound") if any(_flag(r.get(kind)) for r in rows)}
+
+    def columns(self, step: int, means: dict[str, float], r_max: float) -> dict:
+        """The row's diagnostic columns (blank before the first update)."""
+        if not means:
+            return dict.fromkeys(("alpha", "entropy", "q_data", "q_bound", "alpha_runaway", "q_over_bound"))
+        bound = soft_value_bound(r_max, means["alpha"], self.num_actions, self.gamma, self.entropy_backup)
+        self.steps.append(step)
+        self.alphas.append(means["alpha"])
+        return {"alpha": means["alpha"], "entropy": means["entropy"], "q_data": means["q_data"], "q_bound": bound,
+                "alpha_runaway": alpha_runaway(self.steps, self.alphas, self.initial_alpha),
+                "q_over_bound": q_runaway(means["q_data"], bound)}
+
+    def warnings(self, row: dict) -> list[str]:
+        """Messages for the kinds of runaway this row shows for the first time in the run."""
+        out = []
+        if row.get("alpha_runaway") and "alpha_runaway" not in self.warned:
+            out.append(runaway_message(f"alpha grows geometrically ({self.alphas[0]:.3g} -> {row['alpha']:.3g})",
+                                       row["step"], self.run))
+        if row.get("q_over_bound") and "q_over_bound" not in self.warned:
+            out.append(runaway_message(f"mean Q {row['q_data']:.1f} exceeds the soft-value bound "
+                                       f"{row['q_bound']:.1f}", row["step"], self.run))
+        self.warned |= {kind for kind in ("alpha_runaway", "q_over_bound") if row.get(kind)}
+        return out
+
+
+def _flag(value: object) -> bool:
+    return value is True or str(value).lower() == "true"

@@ -35,6 +35,8 @@ from saclab.envs.make import make_env, rng_state, set_rng_state
 from saclab.errors import SaclabError
 from saclab.files import write_json
 from saclab.runs.checkpoint import BUFFER_FILE, find_checkpoint, load_meta, load_state, save_checkpoint
+from saclab.runs.diagnostics import RunawayWatch
+from saclab.runs.offline_records import warn
 from saclab.runs.run import (
     RunResult,
     check_compatible,
@@ -114,6 +116,8 @@ def train_online(
     write_json(run_dir / CONFIG_FILE, {"kind": "online", "seed": seed, "config": config.to_dict(),
                                        "env": vars(spec), "saclab_version": __version__})
     log = RunLog(run_dir, tensorboard=tensorboard, resume_step=counters["step"] if resumed else None)
+    watch = RunawayWatch(config.initial_alpha, spec.num_actions, config.gamma, config.entropy_backup,
+                         str(run_dir), read_evaluations(run_dir) if resumed else ())
     evaluator = Evaluator(config.env, config.eval_episodes, config.max_episode_steps)
     obs, _ = env.reset() if resumed else env.reset(seed=seed)
 
@@ -139,14 +143,20 @@ def train_online(
         step = counters["step"]
         returns = evaluator.run(greedy, evaluation_seed(seed, counters["evaluations"]))
         counters["evaluations"] += 1
+        means = metrics_since_eval.means()
+        r_max = float(np.max(buffer.storage.rewards[:len(buffer)]))
         row = {"step": step, "episode": counters["episode"], **return_stats(returns),
                "train_return": float(np.mean(train_returns)) if train_returns else None,  # blank: none ended
-               "time_s": round(time.perf_counter() - started, 3)}
+               **watch.columns(step, means, r_max), "time_s": round(time.perf_counter() - started, 3)}
         log.log_eval(row)
-        means = metrics_since_eval.means()
+        for message in watch.warnings(row):
+            warn(bar, message)
         if means:
             log.log_metrics({"step": step, "episode": counters["episode"], **means})
-        bar.set_postfix(eval=f"{row['return_mean']:.1f}")
+            bar.set_postfix(eval=f"{row['return_mean']:.1f}", alpha=f"{means['alpha']:.3g}",
+                            q=f"{means['q_data']:.1f}/{row['q_bound']:.0f}")
+        else:
+            bar.set_postfix(eval=f"{row['return_mean']:.1f}")
         metrics_since_eval.reset()
         train_returns.clear()
 
