@@ -178,7 +178,8 @@ def test_overestimation_is_flagged(dataset, tmp_path, capsys):
     zero = Dataset(dataset.observations, dataset.actions, np.zeros(len(dataset), np.float32),
                    dataset.next_observations, dataset.terminations, dataset.truncations, dataset.episode_starts,
                    metadata=dict(dataset.metadata))
-    r = train_offline(CONFIG.replace(epochs=2, autotune_alpha=False), zero, seed=0, run_dir=tmp_path / "o",
+    r = train_offline(CONFIG.replace(epochs=2, autotune_alpha=False, entropy_backup=True), zero, seed=0,
+                      run_dir=tmp_path / "o",
                       progress=False, tensorboard=False)
     assert r.evaluations[0]["q_bound"] == 0.0
     assert [str(row["overestimated"]) for row in r.evaluations] == ["True", "True"]

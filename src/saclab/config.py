@@ -74,8 +74,8 @@ class SACConfig:
     """Prioritised replay: exponent of the importance-sampling weights (0 = no correction)."""
 
     # --- online schedule -----------------------------------------------------------
-    max_episode_steps: int = 500
-    """Episode length cap (a time-limit truncation: it bootstraps, it is not terminal)."""
+    max_episode_steps: int = 0
+    """Episode length cap, a time-limit truncation that bootstraps (0 = the env's registered limit)."""
     total_episodes: int = 0
     """Online budget in episodes (0 = no episode limit; one of the two budgets must be set)."""
     total_steps: int = 30_000
@@ -151,7 +151,7 @@ def validate(c: SACConfig) -> None:
     _check(c.priority_exponent >= 0, f"priority_exponent must be >= 0, got {c.priority_exponent}")
     _check(0 <= c.importance_exponent <= 1,
            f"importance_exponent must be in [0, 1], got {c.importance_exponent}")
-    _check(c.max_episode_steps >= 1, f"max_episode_steps must be >= 1, got {c.max_episode_steps}")
+    _check(c.max_episode_steps >= 0, f"max_episode_steps must be >= 0 (0: the env's limit), got {c.max_episode_steps}")
     _check(c.total_episodes >= 0 and c.total_steps >= 0, "total_episodes and total_steps must be >= 0")
     _check(c.total_episodes > 0 or c.total_steps > 0,
            "set a budget: total_episodes > 0 or total_steps > 0")

@@ -256,11 +256,12 @@ def _num_actions(config: Any) -> int:
 
 def provenance(config: Any, seed: int, source: str, obs_dim: int, num_actions: int) -> dict[str, Any]:
     """The metadata every saclab dataset carries."""
+    from saclab.envs.make import registered_episode_limit  # gymnasium only when a dataset is made
     from saclab.version import __version__
 
     return {"env_id": config.env, "obs_dim": obs_dim, "num_actions": num_actions, "source": source,
             "seed": seed, "saclab_version": __version__, "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
-            "max_episode_steps": config.max_episode_steps}
+            "max_episode_steps": config.max_episode_steps or registered_episode_limit(config.env) or 0}
 
 
 def _attr(value: Any) -> Any:

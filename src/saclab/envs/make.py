@@ -87,6 +87,16 @@ def registered_episode_limit(env_id: str) -> int | None:
         return None
 
 
+def episode_cap(env_id: str, max_episode_steps: int) -> int:
+    """The episode cap a run uses: ``max_episode_steps``, or with 0 the env's registered limit."""
+    if max_episode_steps > 0:
+        return max_episode_steps
+    limit = registered_episode_limit(env_id)
+    if not limit:
+        raise SaclabError(f"{env_id} has no registered time limit: set max_episode_steps")
+    return int(limit)
+
+
 def rng_state(env: gym.Env) -> dict:
     """The env's random-generator state (JSON-able), for exact resume."""
     return env.unwrapped.np_random.bit_generator.state

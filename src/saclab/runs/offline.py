@@ -44,6 +44,7 @@ from saclab.config import SACConfig
 from saclab.core.agent import Learner, greedy_action, init_state, update_epoch
 from saclab.data.dataset import Dataset
 from saclab.envs.evaluate import Evaluator
+from saclab.envs.make import episode_cap
 from saclab.errors import SaclabError
 from saclab.files import write_json
 from saclab.runs.checkpoint import save_checkpoint
@@ -213,7 +214,8 @@ def _train(config: SACConfig, dataset: Dataset, run_dirs: dict[int, Path], vmapp
             write_json(run_dirs[s] / CONFIG_FILE, run_config(config, s, spec, data_info))
             logs[s] = RunLog(run_dirs[s], tensorboard=tensorboard,
                              resume_step=counters[s]["updates"] if s in resumed else None)
-        evaluator = Evaluator(config.env, config.offline_eval_episodes, config.max_episode_steps)
+        evaluator = Evaluator(config.env, config.offline_eval_episodes,
+                              episode_cap(config.env, config.max_episode_steps))
         for epoch in range(epoch0 + 1, config.epochs + 1):
             state, metrics = run_epoch(learner, state, data, epoch_inputs())
             means_all = jax.device_get(jax.tree_util.tree_map(lambda m: jnp.mean(m, axis=-1), metrics))  # 1 sync

@@ -31,7 +31,7 @@ from saclab.core.agent import (
 )
 from saclab.data.buffer import ReplayBuffer
 from saclab.envs.evaluate import Evaluator
-from saclab.envs.make import make_env, rng_state, set_rng_state
+from saclab.envs.make import episode_cap, make_env, rng_state, set_rng_state
 from saclab.errors import SaclabError
 from saclab.files import write_json
 from saclab.runs.checkpoint import BUFFER_FILE, find_checkpoint, load_meta, load_state, save_checkpoint
@@ -77,7 +77,8 @@ def train_online(
     """
     enable_compilation_cache()
     run_dir = Path(run_dir) if run_dir is not None else default_run_dir("online", config, seed)
-    env, spec = make_env(config.env, config.max_episode_steps)
+    cap = episode_cap(config.env, config.max_episode_steps)
+    env, spec = make_env(config.env, cap)
     learner = Learner.from_config(config, spec)
     base_key = jax.random.PRNGKey(seed)
     init_key, act_key = jax.random.split(base_key)
@@ -118,7 +119,7 @@ def train_online(
     log = RunLog(run_dir, tensorboard=tensorboard, resume_step=counters["step"] if resumed else None)
     watch = RunawayWatch(config.initial_alpha, spec.num_actions, config.gamma, config.entropy_backup,
                          str(run_dir), read_evaluations(run_dir) if resumed else ())
-    evaluator = Evaluator(config.env, config.eval_episodes, config.max_episode_steps)
+    evaluator = Evaluator(config.env, config.eval_episodes, cap)
     obs, _ = env.reset() if resumed else env.reset(seed=seed)
 
     def greedy(observations: np.ndarray) -> np.ndarray:

@@ -12,7 +12,7 @@ import numpy as np
 from saclab.config import SACConfig
 from saclab.core.agent import Learner, SACState, greedy_action, init_state, q_values, sample_action
 from saclab.envs.evaluate import evaluate_policy
-from saclab.envs.make import env_spec
+from saclab.envs.make import env_spec, episode_cap
 from saclab.errors import SaclabError
 from saclab.runs.checkpoint import load_meta, load_state, resolve_checkpoint
 
@@ -56,4 +56,4 @@ class Policy:
     def evaluate(self, episodes: int = 100, seed: int = 0, max_steps: int | None = None) -> np.ndarray:
         """Returns of ``episodes`` greedy episodes."""
         return evaluate_policy(self.act, self.config.env, episodes,
-                               max_steps or self.config.max_episode_steps, seed)
+                               max_steps or episode_cap(self.config.env, self.config.max_episode_steps), seed)
