@@ -17,7 +17,7 @@ import tyro
 from saclab.config import preset
 from saclab.errors import SaclabError
 
-PresetName = Literal["default", "notebook", "test"]
+PresetName = Literal["default", "notebook", "notebook-faithful", "test"]
 T = TypeVar("T")
 
 

@@ -19,7 +19,7 @@ class StudyArgs:
     sweep) and write a report that answers its questions with this run's numbers.  Rerunning the
     same command resumes: finished runs are kept."""
 
-    preset: Literal["default", "notebook", "test"] = "default"
+    preset: Literal["default", "notebook", "notebook-faithful", "test"] = "default"
     """Hyperparameters of every agent (the notebook preset is the notebook's exact values)."""
     env: str | None = None
     """Gymnasium env id, any Discrete-action env with flat observations (default: the preset's,

@@ -86,7 +86,7 @@ def episode_cap(preset_name: str, env: str) -> int:
     (whatever the preset, so that study's numbers stay the notebook's) and under the ``notebook``
     preset; on another env, its registered limit (Acrobot-v1 500, LunarLander-v3 1000), or the
     preset's cap if it has none."""
-    if preset_name == "notebook" or env == NOTEBOOK.env:
+    if preset_name.startswith("notebook") or env == NOTEBOOK.env:
         return NOTEBOOK.max_episode_steps
     from saclab.envs.make import registered_episode_limit
 
