@@ -146,7 +146,7 @@ def main() -> None:
         rows_by_env[env] = [run_row(env, s, r, config, threshold) for s, r in enumerate(runs)
                             if (r / "result.json").exists()]
         plot_curves({f"saclab {args.tag}": runs}, results / f"learning-{args.tag}-{env}.png",
-                    x="step", title=f"{env}: greedy evaluation return (10 episodes), mean and 95% CI",
+                    x="step", title=f"{env}: greedy return (10 episodes), mean and 95% CI; dotted: RL Zoo DQN",
                     hline=ANCHORS[env][1] if env in ANCHORS else None)
     with open(results / f"learning-{args.tag}.csv", "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=FIELDS)

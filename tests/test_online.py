@@ -29,6 +29,11 @@ def test_same_seed_same_run_and_run_directory(tmp_path):
                  "checkpoint/state.safetensors", "checkpoint/buffer.safetensors", "checkpoint/meta.json"):
         assert (tmp_path / "a" / name).is_file(), name
     assert a.summary["steps"] == 900
+    # every evaluation after the first update holds the temperature and the critic against its bound
+    last = a.evaluations[-1]
+    assert last["alpha"] > 0 and 0 <= last["entropy"] <= np.log(2) + 1e-6 and last["q_data"] < last["q_bound"]
+    assert last["q_bound"] == pytest.approx(1.0 / (1 - CONFIG.gamma))  # CartPole: r_max 1, no entropy backup
+    assert a.summary["final_alpha"] == last["alpha"] and a.summary["alpha_runaway"] is False
     assert json.loads((tmp_path / "a" / "config.json").read_text())["config"]["total_steps"] == 900
 
 

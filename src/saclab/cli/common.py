@@ -105,7 +105,10 @@ def report_outcome(outcome) -> None:
     job = outcome.job
     if outcome.ok:
         s = outcome.summary
-        print(f"  done  {job.run_dir}: final {s['final_return']:.1f}, best {s['best_return']:.1f}", file=sys.stderr)
+        values = (f", alpha {s['final_alpha']:.3g}, Q {s['final_q_data']:.1f} (bound {s['final_q_bound']:.1f})"
+                  if s.get("final_alpha") is not None else "")
+        print(f"  done  {job.run_dir}: final {s['final_return']:.1f}, best {s['best_return']:.1f}{values}",
+              file=sys.stderr)
     else:
         print(f"  FAIL  {job.run_dir}: {outcome.error}", file=sys.stderr)
 

@@ -82,5 +82,16 @@ class RunawayWatch:
         return out
 
 
+def final_diagnostics(evaluations: Sequence[dict]) -> dict:
+    """For result.json: the last evaluation's alpha, mean Q and bound, and whether either ever ran away."""
+    rows = [r for r in evaluations if r.get("alpha") not in (None, "")]
+    if not rows:
+        return {}
+    last = rows[-1]
+    return {"final_alpha": last["alpha"], "final_entropy": last["entropy"], "final_q_data": last["q_data"],
+            "final_q_bound": last["q_bound"], "alpha_runaway": any(_flag(r.get("alpha_runaway")) for r in rows),
+            "q_over_bound": any(_flag(r.get("q_over_bound")) for r in rows)}
+
+
 def _flag(value: object) -> bool:
     return value is True or str(value).lower() == "true"

@@ -35,7 +35,7 @@ from saclab.envs.make import episode_cap, make_env, rng_state, set_rng_state
 from saclab.errors import SaclabError
 from saclab.files import write_json
 from saclab.runs.checkpoint import BUFFER_FILE, find_checkpoint, load_meta, load_state, save_checkpoint
-from saclab.runs.diagnostics import RunawayWatch
+from saclab.runs.diagnostics import RunawayWatch, final_diagnostics
 from saclab.runs.offline_records import warn
 from saclab.runs.run import (
     RunResult,
@@ -232,7 +232,8 @@ def train_online(
         Dataset.from_buffer(buffer, config, seed, source="online replay buffer").save(run_dir / REPLAY_DATASET)
     evaluations = read_evaluations(run_dir)
     summary = summarize(evaluations, steps=counters["step"], episodes=counters["episode"],
-                        wall_time_s=round(wall, 2), steps_per_s=round(counters["step"] / max(wall, 1e-9), 1))
+                        wall_time_s=round(wall, 2), steps_per_s=round(counters["step"] / max(wall, 1e-9), 1),
+                        **final_diagnostics(evaluations))
     write_result(run_dir, summary)
     return RunResult(run_dir, config, seed, summary, evaluations, state, learner)
 
