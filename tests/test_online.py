@@ -118,3 +118,15 @@ def test_a_finished_run_extends_to_a_larger_budget(tmp_path):
     assert short.summary["steps"] == 300 and longer.summary["steps"] == 500
     steps = [row["step"] for row in longer.evaluations]
     assert steps == sorted(steps) and steps[-1] == 500 and 300 in steps
+
+
+def test_an_evaluation_log_from_an_older_version_is_widened_not_garbled(tmp_path):
+    from saclab.runs.runlog import RunLog, read_evaluations
+
+    (tmp_path / "evaluations.csv").write_text("step,return_mean,time_s\n100,9.5,1.0\n")
+    log = RunLog(tmp_path, tensorboard=False, resume_step=100)  # an extended run keeps its rows
+    log.log_eval({"step": 200, "return_mean": 20.0, "alpha": 0.5, "time_s": 2.0})
+    log.close()
+    rows = read_evaluations(tmp_path)
+    assert rows[0]["return_mean"] == 9.5 and rows[0]["time_s"] == 1.0 and rows[0]["alpha"] in (None, "")
+    assert rows[1] == {"step": 200, "return_mean": 20.0, "alpha": 0.5, "time_s": 2.0}

@@ -62,6 +62,14 @@ class RunLog:
         """Append one evaluation row (must contain ``step``)."""
         path = self.dir / EVAL_FILE
         new = not path.exists() or path.stat().st_size == 0
+        if not new:
+            with path.open(newline="") as f:
+                header = next(csv.reader(f), [])
+            if set(row) - set(header):  # a run extended by a newer saclab: widen the file, keep its rows
+                rows = read_evaluations(self.dir)
+                _write_csv(path, [{**dict.fromkeys(row), **r} for r in rows] + [row])
+                self._scalars("eval", row)
+                return
         with path.open("a", newline="") as f:
             writer = csv.DictWriter(f, fieldnames=list(row))
             if new:
