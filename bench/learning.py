@@ -32,6 +32,7 @@ import numpy as np
 from saclab.analysis.plots import plot_curves
 from saclab.analysis.stats import interval_estimates
 from saclab.config import SACConfig, preset
+from saclab.core.losses import soft_value_bound
 from saclab.data.dataset import Dataset
 from saclab.launch.grid import parse_value
 from saclab.launch.jobs import seed_jobs
@@ -56,11 +57,6 @@ def env_config(base: SACConfig, env: str, steps: int) -> SACConfig:
     limit = gym.spec(env).max_episode_steps
     return base.replace(env=env, total_steps=steps, total_episodes=0, max_episode_steps=limit,
                         checkpoint_every_steps=25_000)
-
-
-def soft_value_bound(r_max: float, alpha: float, num_actions: int, gamma: float, entropy_backup: bool) -> float:
-    """(r_max + alpha log|A|)/(1 - gamma), the entropy term only when the critic's target holds it."""
-    return (r_max + (alpha * math.log(num_actions) if entropy_backup else 0.0)) / (1.0 - gamma)
 
 
 def run_row(env: str, seed: int, run_dir: Path, config: SACConfig, threshold: float | None) -> dict:

@@ -251,12 +251,6 @@ def greedy_action(learner: Learner, actor_params: dict, obs: jax.Array) -> jax.A
 
 
 @functools.partial(jax.jit, static_argnums=0)
-def action_log_probs(learner: Learner, actor_params: dict, obs: jax.Array) -> jax.Array:
-    """log pi(.|obs), shape (B, A)."""
-    return jax.nn.log_softmax(learner.actor.apply({"params": actor_params}, obs))
-
-
-@functools.partial(jax.jit, static_argnums=0)
 def q_values(learner: Learner, critic_params: dict, obs: jax.Array) -> jax.Array:
     """min_i Q_i(obs, .), shape (B, A)."""
     return jnp.min(learner.critic.apply({"params": critic_params}, obs), axis=0)
