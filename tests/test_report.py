@@ -23,8 +23,8 @@ def critic_stub(q_data=60.0, q_greedy=62.0, mc_return=64.0):
     return lambda run, gamma: {"q_data": q_data, "q_greedy": q_greedy, "mc_return": mc_return}
 
 
-def plan_for(env="CartPole-v1", cap=200, offline_seeds=(0, 1, 2)) -> StudyPlan:
-    base = preset("test").replace(env=env, max_episode_steps=cap, gamma=GAMMA)
+def plan_for(env="CartPole-v1", cap=200, offline_seeds=(0, 1, 2), entropy_backup=True) -> StudyPlan:
+    base = preset("test").replace(env=env, max_episode_steps=cap, gamma=GAMMA, entropy_backup=entropy_backup)
     return StudyPlan("test", True, base.replace(total_steps=1000), base.replace(epochs=2),
                      online_seeds=(0, 1, 2), offline_seeds=offline_seeds, tiers=("expert",), tier_episodes=4,
                      tier_seeds=(0,), tier_epochs=2, sweep_weights=(0.0, 5.0, 50.0), sweep_seeds=(0, 1),
@@ -128,6 +128,15 @@ def test_q1_soft_values_raise_the_bound(tmp_path):
     assert numbers["verdicts"]["q1"]["soft_bound"] == pytest.approx((1 + 0.5 * math.log(2)) / (1 - GAMMA))
     assert "so the bound for offline SAC is (r_max + α log 2)/(1-γ) = 134.7." in text
     assert numbers["verdicts"]["q1"]["regime"] == "matches_online"
+
+
+def test_q1_without_the_entropy_backup_the_bound_holds_no_bonus(tmp_path):
+    # the default keeps the entropy out of the critic's target: Q = 120 > r_max/(1-gamma) = 100 whatever alpha is
+    numbers, text = report_text(tmp_path, {"replay/sac": {"q_greedy": 120.0, "q_data": 118.0, "alpha": 0.5}},
+                                plan=plan_for(entropy_backup=False))
+    assert numbers["verdicts"]["q1"]["regime"] == "overestimated"
+    assert numbers["verdicts"]["q1"]["soft_bound"] == pytest.approx(1 / (1 - GAMMA))
+    assert "These are soft values" not in text
 
 
 def test_q1_below_and_above_the_online_agent(tmp_path):

@@ -51,6 +51,12 @@ def compare(name_a: str, a: dict[str, Any], name_b: str, b: dict[str, Any], key:
     return out
 
 
+def entropy_in_target(numbers: dict[str, Any]) -> bool:
+    """Whether the study's critics learned soft values (the entropy bonus in their target); plans
+    written before the switch existed always did."""
+    return bool(numbers["plan"]["offline"].get("entropy_backup", True))
+
+
 def online_vs_offline(numbers: dict[str, Any]) -> dict[str, Any]:
     """Q1: why online and offline performance differ.
 
@@ -65,7 +71,9 @@ def online_vs_offline(numbers: dict[str, Any]) -> dict[str, Any]:
     scale = env["reward_scale"]
     gamma = numbers["plan"]["offline"]["gamma"]
     bound = env["q_bound"]
-    soft = bound if _nan(sac["alpha"]) else soft_value_bound(env["r_max"], sac["alpha"], env["num_actions"], gamma)
+    soft_q = entropy_in_target(numbers)
+    alpha = sac["alpha"] if soft_q else math.nan  # without the entropy backup Q holds no bonus
+    soft = bound if _nan(alpha) else soft_value_bound(env["r_max"], alpha, env["num_actions"], gamma)
     gap = relation(sac["final"]["iqm"], online["final"]["iqm"], scale)
     if sac["q_greedy"] > soft or sac["q_data"] > soft:
         regime = "overestimated"
@@ -75,9 +83,9 @@ def online_vs_offline(numbers: dict[str, Any]) -> dict[str, Any]:
         regime = "below_online" if gap == "lower than" else "above_online"
     mc = sac["mc_return"]
     progress = sac["q_data"] / mc if not _nan(mc, sac["q_data"]) and mc != 0 else math.nan
-    soft_reward = env["r_max"] + (0.0 if _nan(sac["alpha"]) else sac["alpha"]) * math.log(max(env["num_actions"], 1))
+    soft_reward = env["r_max"] + (0.0 if _nan(alpha) else alpha) * math.log(max(env["num_actions"], 1))
     out = {"regime": regime, "gap": gap, "soft_bound": soft, "soft_bound_discounted": soft_reward >= 0,
-           "soft_values": sac["alpha"] > 0.05 * scale,
+           "soft_values": soft_q and sac["alpha"] > 0.05 * scale,
            "unconverged": progress < HALFWAY, "progress": progress, "expert": None}
     if "expert/sac" in g and "expert/cql" in g:
         # the expert tier is collected from the online run with the highest final return
@@ -98,7 +106,8 @@ def sac_vs_cql(numbers: dict[str, Any]) -> dict[str, Any]:
              for t in numbers["plan"]["tiers"] if f"{t}/sac" in g and f"{t}/cql" in g and t in numbers["datasets"]]
     return {"final": compare("CQL", cql, "offline SAC", sac, "final"),
             "best": compare("CQL", cql, "offline SAC", sac, "best"),
-            "q_relation": q, "shift_note": q == "higher than" and cql["alpha"] > 0.05 * scale,
+            "q_relation": q,
+            "shift_note": q == "higher than" and entropy_in_target(numbers) and cql["alpha"] > 0.05 * scale,
             "tiers": tiers, "tier_seeds": len(numbers["plan"]["tier_seeds"])}
 
 
