@@ -243,7 +243,8 @@ def test_collect_tiers_from_a_checkpoint(dataset, tmp_path):
     medium = collect_tier("medium", checkpoint=run.dir, episodes=4, seed=0, max_episode_steps=50,
                           calibration_episodes=4)
     assert medium.metadata["tier"] == "medium" and 0.0 <= medium.metadata["epsilon"] <= 1.0
-    assert "expert_return" in medium.metadata
+    m = medium.metadata  # the target lies halfway from the random policy's return to the expert's
+    assert m["target_return"] == pytest.approx(m["random_return"] + 0.5 * (m["expert_return"] - m["random_return"]))
     stochastic = collect("stochastic", agent=Policy.load(run.dir), steps=100, seed=0)
     assert len(stochastic) == 100 and stochastic.env_id == "CartPole-v1"
 

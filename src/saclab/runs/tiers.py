@@ -3,7 +3,8 @@
 * ``random``  uniformly random actions;
 * ``expert``  the run's greedy policy;
 * ``medium``  the expert made epsilon-greedy, epsilon calibrated so that its mean
-  return is about half (``MEDIUM_FRACTION``) of the expert's;
+  return is about halfway (``MEDIUM_FRACTION``) from the random policy's to the expert's
+  (half of the expert's return would ask for more than the expert when returns are negative);
 * ``replay``  the online run's replay buffer (its ``replay.h5``), as is.
 
 Everything is reproducible from ``seed``.  The collection itself is ``saclab.data.collect``.
@@ -27,7 +28,7 @@ from saclab.runs.policy import Policy
 
 TIERS = ("random", "expert", "medium", "replay")
 MEDIUM_FRACTION = 0.5
-"""The medium tier's target: this fraction of the expert's mean return."""
+"""The medium tier's target: random + this fraction of (expert - random) mean return."""
 
 
 def mean_return(act: Any, env_id: str, episodes: int, max_steps: int, seed: int) -> float:
@@ -96,8 +97,8 @@ def collect_tier(
     * ``random``: uniformly random actions (``env_id`` or the checkpoint's env).
     * ``expert``: the checkpoint's greedy policy.
     * ``medium``: the checkpoint's policy made epsilon-greedy, with epsilon calibrated by
-      bisection so that its mean return is about half (``MEDIUM_FRACTION``) of the greedy
-      policy's (measured on ``calibration_episodes`` episodes); pass ``epsilon`` to skip
+      bisection so that its mean return is about halfway (``MEDIUM_FRACTION``) from the random
+      policy's to the greedy policy's (both measured on ``calibration_episodes`` episodes); pass ``epsilon`` to skip
       the calibration.  The measured returns are stored in the metadata.
     * ``replay``: the replay buffer of the online run at ``checkpoint`` (its ``replay.h5``), as is.
     """
@@ -131,10 +132,12 @@ def collect_tier(
     calibration: dict[str, Any] = {}
     if epsilon is None:
         expert = mean_return(policy.act, env, calibration_episodes, cap, seed)
-        target = MEDIUM_FRACTION * expert
+        uniform = behaviour_policy("greedy", policy.learner.num_actions, seed, policy, 1.0)  # epsilon 1: random
+        random_return = mean_return(uniform, env, calibration_episodes, cap, seed)
+        target = random_return + MEDIUM_FRACTION * (expert - random_return)
         epsilon, measured = calibrate_epsilon(policy, env, target, cap, seed, calibration_episodes)
-        calibration = {"expert_return": expert, "target_return": target, "calibrated_return": measured,
-                       "calibration_episodes": calibration_episodes}
+        calibration = {"expert_return": expert, "random_return": random_return, "target_return": target,
+                       "calibrated_return": measured, "calibration_episodes": calibration_episodes}
     return collect("epsilon" if epsilon > 0 else "greedy", agent=policy, epsilon=epsilon, **common,
                    metadata={"tier": "medium", **calibration})
 
