@@ -45,7 +45,7 @@ class CollectArgs:
     policy: Literal["greedy", "stochastic", "epsilon", "random"] = "greedy"
     """Behaviour policy (random needs no checkpoint)."""
     tier: Literal["random", "expert", "medium", "replay"] | None = None
-    """Collect a standard tier instead of --policy (medium: epsilon-greedy, halfway from random to the expert's return)."""
+    """Collect a standard tier instead of --policy (medium: epsilon-greedy, halfway from random to expert return)."""
     env: str | None = None
     """Gymnasium id (default: the checkpoint's env)."""
     episodes: int = 0
