@@ -26,7 +26,6 @@ import json
 import math
 from pathlib import Path
 
-import gymnasium as gym
 import numpy as np
 
 from saclab.analysis.plots import plot_curves
@@ -34,6 +33,7 @@ from saclab.analysis.stats import interval_estimates
 from saclab.config import SACConfig, preset
 from saclab.core.losses import soft_value_bound
 from saclab.data.dataset import Dataset
+from saclab.envs.make import env_spec, registered_episode_limit
 from saclab.launch.grid import parse_value
 from saclab.launch.jobs import seed_jobs
 from saclab.launch.pool import run_jobs
@@ -54,7 +54,7 @@ FIELDS = ("env", "seed", "steps", "final_return", "final_std", "best_eval", "rea
 
 
 def env_config(base: SACConfig, env: str, steps: int) -> SACConfig:
-    limit = gym.spec(env).max_episode_steps
+    limit = registered_episode_limit(env)
     return base.replace(env=env, total_steps=steps, total_episodes=0, max_episode_steps=limit,
                         checkpoint_every_steps=25_000)
 
@@ -66,7 +66,7 @@ def run_row(env: str, seed: int, run_dir: Path, config: SACConfig, threshold: fl
     final = policy.evaluate(FINAL_EPISODES, seed=10_000 + seed)
     replay = Dataset.load(run_dir / "replay.h5")
     r_max = float(np.max(replay.rewards))
-    num_actions = gym.make(env).action_space.n
+    num_actions = env_spec(env).num_actions
     bounds = [soft_value_bound(r_max, m["alpha"], num_actions, config.gamma, config.entropy_backup) for m in metrics]
     q = [m["q_data"] for m in metrics]
     worst = int(np.argmax(np.asarray(q) - np.asarray(bounds)))

@@ -7,11 +7,12 @@ import pytest
 
 from saclab.cli.main import main
 from saclab.config import preset
+from saclab.core.losses import value_bound
 from saclab.data.collect import collect
 from saclab.data.dataset import Dataset
 from saclab.errors import SaclabError
 from saclab.runs.checkpoint import pytree_to_arrays
-from saclab.runs.epochs import device_batch, epoch_indices, notebook_epoch_indices, notebook_permutation, q_bound
+from saclab.runs.epochs import device_batch, epoch_indices, notebook_epoch_indices, notebook_permutation
 from saclab.runs.offline import train_offline
 from saclab.runs.policy import Policy
 from saclab.runs.tiers import collect_tier
@@ -101,9 +102,9 @@ def test_truncation_is_terminal_switch(dataset):
     assert dataset.truncations.any()
 
 
-def test_q_bound():
-    assert q_bound(1.0, 0.99) == pytest.approx(100.0)
-    assert q_bound(-1.0, 0.99) == -1.0
+def test_value_bound():
+    assert value_bound(1.0, 0.99) == pytest.approx(100.0)
+    assert value_bound(-1.0, 0.99) == -1.0
 
 
 # --- training ----------------------------------------------------------------------------

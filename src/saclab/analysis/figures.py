@@ -74,7 +74,7 @@ def value_figure(numbers: dict[str, Any], out: Path) -> Path:
     ax.bar(xs - 0.27, [groups[a]["q_data"] for a in agents], 0.27, label="predicted Q(s, a_data)")
     ax.bar(xs, [groups[a]["q_greedy"] for a in agents], 0.27, label="predicted Q(s, greedy a)")
     ax.bar(xs + 0.27, [groups[a]["mc_return"] for a in agents], 0.27, label="Monte Carlo return")
-    formula = "r_max / (1 - γ)" if env["r_max"] >= 0 else "r_max"  # as numbers.value_bound
+    formula = "r_max / (1 - γ)" if env["r_max"] >= 0 else "r_max"  # as core.losses.value_bound
     ax.axhline(env["q_bound"], color="grey", linestyle=":", label=f"largest return, {formula} = {env['q_bound']:.1f}")
     ax.set_yscale("symlog")
     shown = [v for a in agents for k in ("q_data", "q_greedy", "mc_return") if math.isfinite(v := groups[a][k])]

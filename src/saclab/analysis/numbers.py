@@ -22,27 +22,11 @@ import numpy as np
 from saclab.analysis.critic import online_critic_numbers
 from saclab.analysis.runfiles import StudyFiles, read_study
 from saclab.analysis.stats import summarize_group
+from saclab.core.losses import value_bound
 from saclab.data.dataset import Dataset
 
 CriticFn = Callable[[str, float], dict[str, float]]
 DATASET_FIELDS = ("transitions", "episodes", "return_mean", "return_min", "return_max", "action_counts")
-
-
-def value_bound(r_max: float, gamma: float) -> float:
-    """The largest discounted return with rewards <= r_max: r_max / (1 - gamma), or r_max itself when
-    r_max < 0 (an episode may end after one step).  The offline runs' own ``q_bound``, so the report
-    and their ``overestimated`` flag use one definition."""
-    from saclab.runs.epochs import q_bound
-
-    return q_bound(r_max, gamma)
-
-
-def soft_value_bound(r_max: float, alpha: float, num_actions: int, gamma: float) -> float:
-    """The largest soft value at a fixed temperature: ``value_bound`` of r_max + alpha log|A|, i.e.
-    (r_max + alpha log|A|) / (1 - gamma) when that reward is not negative.
-
-    A soft value adds alpha times the policy's entropy (at most log|A|) at every step."""
-    return value_bound(r_max + alpha * math.log(num_actions), gamma)
 
 
 def env_numbers(study: StudyFiles, datasets: dict[str, Dataset]) -> dict[str, Any]:
@@ -92,4 +76,4 @@ def study_numbers(directory: str | os.PathLike, online_critic: CriticFn = online
             "datasets": {name: {f: info[f] for f in DATASET_FIELDS if f in info} for name, info in infos.items()}}
 
 
-__all__ = ["study_numbers", "env_numbers", "value_bound", "soft_value_bound"]
+__all__ = ["study_numbers", "env_numbers"]

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from saclab.analysis.numbers import soft_value_bound
+from saclab.core.losses import soft_value_bound
 
 SAME = "about the same as"
 HALFWAY = 0.5  # a critic that covers less than half of the way from 0 to the data's return has not converged

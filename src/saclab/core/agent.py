@@ -46,8 +46,8 @@ class Learner(NamedTuple):
     autotune_alpha: bool
     target_entropy: float
     cql_weight: float
-    entropy_backup: bool = True
-    notebook_temperature_loss: bool = False
+    entropy_backup: bool
+    notebook_temperature_loss: bool
 
     @classmethod
     def from_config(cls, config: SACConfig, spec: EnvSpec) -> Learner:

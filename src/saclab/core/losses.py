@@ -106,14 +106,18 @@ def entropy(log_probs: jax.Array) -> jax.Array:
     return -jnp.mean(jnp.sum(jnp.exp(log_probs) * log_probs, axis=-1))
 
 
+def value_bound(r_max: float, gamma: float) -> float:
+    """The largest discounted return with every reward <= r_max: r_max / (1 - gamma), or r_max itself
+    when r_max < 0 (an episode may end after one step)."""
+    return r_max / (1.0 - gamma) if r_max >= 0 else r_max
+
+
 def soft_value_bound(r_max: float, alpha: float, num_actions: int, gamma: float, entropy_backup: bool = True) -> float:
     """The largest value a (soft) Q-value can hold, for judging a critic's estimates.
 
     Q(s, a) <= (r_max + alpha log|A|) / (1 - gamma)     (entropy in the target: each step adds at most alpha log|A|)
     Q(s, a) <= r_max / (1 - gamma)                      (entropy_backup=False)
 
-    r_max is the largest one-step reward; when it is negative the discounted sum is at most r_max itself.
+    (``value_bound`` of the per-step reward plus the largest entropy bonus.)
     """
-    bonus = alpha * math.log(num_actions) if entropy_backup else 0.0
-    per_step = r_max + bonus
-    return per_step / (1.0 - gamma) if per_step >= 0 else per_step
+    return value_bound(r_max + (alpha * math.log(num_actions) if entropy_backup else 0.0), gamma)

@@ -78,11 +78,6 @@ def check_dataset(dataset: Dataset, config: SACConfig, spec: EnvSpec | None = No
     return spec
 
 
-def q_bound(r_max: float, gamma: float) -> float:
-    """The largest discounted return with rewards <= r_max: r_max/(1-gamma), or r_max if r_max < 0."""
-    return r_max / (1.0 - gamma) if r_max >= 0 else r_max
-
-
 @functools.partial(jax.jit, static_argnums=0, donate_argnums=1)
 def update_epoch_seeds(
     learner: Learner, states: SACState, data: Batch, minibatch_indices: jax.Array
@@ -97,4 +92,4 @@ def update_epoch_seeds(
 
 
 __all__ = ["epoch_indices", "notebook_permutation", "notebook_epoch_indices", "device_batch", "check_dataset",
-           "q_bound", "update_epoch_seeds"]
+           "update_epoch_seeds"]

@@ -42,6 +42,7 @@ import numpy as np
 
 from saclab.config import SACConfig
 from saclab.core.agent import Learner, greedy_action, init_state, update_epoch
+from saclab.core.losses import value_bound
 from saclab.data.dataset import Dataset
 from saclab.envs.evaluate import Evaluator
 from saclab.envs.make import episode_cap
@@ -54,7 +55,6 @@ from saclab.runs.epochs import (
     epoch_indices,
     notebook_epoch_indices,
     notebook_permutation,
-    q_bound,
     update_epoch_seeds,
 )
 from saclab.runs.offline_records import (
@@ -184,7 +184,7 @@ def _train(config: SACConfig, dataset: Dataset, run_dirs: dict[int, Path], vmapp
             raise SaclabError(f"cannot resume the seeds together: their checkpoints are at different epochs "
                               f"({where}); resume without --vmap")
 
-    bound = q_bound(float(dataset.rewards.max()), config.gamma)
+    bound = value_bound(float(dataset.rewards.max()), config.gamma)
     mc_return = float(dataset.discounted_returns(config.gamma).mean())
     data = device_batch(dataset, config.truncation_is_terminal, zero_row=config.notebook_epoch_sampler)
     fixed = {s: notebook_epoch_indices(notebook_permutation(s, config.buffer_size), n, config.batch_size)
