@@ -41,6 +41,9 @@ class SACConfig:
     """Discount factor."""
     tau: float = 0.005
     """Polyak factor of the target critics (target <- tau*online + (1-tau)*target)."""
+    n_step: int = 1
+    """Rewards summed in the critic's target before bootstrapping (1 = one-step TD; n-step stops at episode
+    ends)."""
 
     # --- entropy temperature ----------------------------------------------------------
     initial_alpha: float = 1.0
@@ -138,6 +141,7 @@ def validate(c: SACConfig) -> None:
     _check(c.batch_size >= 1, f"batch_size must be >= 1, got {c.batch_size}")
     _check(0.0 <= c.gamma < 1.0, f"gamma must be in [0, 1), got {c.gamma}")
     _check(0.0 < c.tau <= 1.0, f"tau must be in (0, 1], got {c.tau}")
+    _check(1 <= c.n_step <= 1000, f"n_step must be in [1, 1000], got {c.n_step}")
     _check(math.isfinite(c.initial_alpha) and c.initial_alpha > 0,
            f"initial_alpha must be > 0, got {c.initial_alpha}")
     _check(0.0 <= c.target_entropy_ratio <= 1.0,

@@ -48,6 +48,7 @@ class Learner(NamedTuple):
     cql_weight: float
     entropy_backup: bool
     notebook_temperature_loss: bool
+    n_step: int
 
     @classmethod
     def from_config(cls, config: SACConfig, spec: EnvSpec) -> Learner:
@@ -66,6 +67,7 @@ class Learner(NamedTuple):
             cql_weight=config.cql_weight,
             entropy_backup=config.entropy_backup,
             notebook_temperature_loss=config.notebook_temperature_loss,
+            n_step=config.n_step,
         )
 
     @property
@@ -131,7 +133,8 @@ def _update(learner: Learner, state: SACState, batch: Batch) -> tuple[SACState, 
     next_q_target = critic.apply({"params": state.critic_target_params}, batch.next_obs)
     backup_alpha = alpha if learner.entropy_backup else jnp.zeros_like(alpha)  # 0: V(s') = E_pi min Qt
     next_value = losses.soft_state_value(next_log_probs, next_q_target, backup_alpha)
-    target = losses.td_target(batch.rewards, batch.terminated, next_value, learner.gamma)
+    discount = learner.gamma if learner.n_step == 1 else jnp.power(learner.gamma, batch.horizons)  # gamma^m
+    target = losses.td_target(batch.rewards, batch.terminated, next_value, discount)
 
     def critic_objective(critic_params):
         q = critic.apply({"params": critic_params}, batch.obs)  # computed once for TD and CQL

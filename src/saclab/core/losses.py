@@ -26,13 +26,16 @@ def soft_state_value(next_log_probs: jax.Array, next_q_target: jax.Array, alpha:
     return jnp.sum(probs * (q_min - alpha * next_log_probs), axis=-1)
 
 
-def td_target(reward: jax.Array, terminated: jax.Array, next_value: jax.Array, gamma: float) -> jax.Array:
-    """y = r + gamma (1 - terminated) V(s').
+def td_target(
+    reward: jax.Array, terminated: jax.Array, next_value: jax.Array, discount: jax.Array | float
+) -> jax.Array:
+    """y = r + discount (1 - terminated) V(s').
 
-    Only a true termination stops bootstrapping; a time-limit truncation is not
-    terminal.  All arguments (B,) -> (B,)
+    discount is gamma for a one-step reward, gamma^m per sample when r sums m
+    rewards (an n-step return, ``data.nstep``).  Only a true termination stops
+    bootstrapping; a time-limit truncation is not terminal.  (B,) -> (B,)
     """
-    return reward + gamma * (1.0 - terminated.astype(reward.dtype)) * next_value
+    return reward + discount * (1.0 - terminated.astype(reward.dtype)) * next_value
 
 
 def q_taken(q: jax.Array, actions: jax.Array) -> jax.Array:

@@ -38,6 +38,7 @@ class Batch(NamedTuple):
     next_obs: Any  # (B, obs_dim) float32
     terminated: Any  # (B,) float32: 1 stops bootstrapping
     weights: Any  # (B,) float32 importance weights (ones for uniform replay)
+    horizons: Any  # (B,) float32 rewards summed into ``rewards`` (1: one-step; m: an m-step return, data.nstep)
 
 
 def batch_from_numpy(
@@ -47,8 +48,9 @@ def batch_from_numpy(
     next_obs: np.ndarray,
     terminated: np.ndarray,
     weights: np.ndarray | None = None,
+    horizons: np.ndarray | None = None,
 ) -> Batch:
-    """A ``Batch`` with the dtypes the update expects."""
+    """A ``Batch`` with the dtypes the update expects (weights and horizons default to ones)."""
     n = len(actions)
     return Batch(
         obs=np.asarray(obs, np.float32),
@@ -57,6 +59,7 @@ def batch_from_numpy(
         next_obs=np.asarray(next_obs, np.float32),
         terminated=np.asarray(terminated, np.float32),
         weights=np.ones(n, np.float32) if weights is None else np.asarray(weights, np.float32),
+        horizons=np.ones(n, np.float32) if horizons is None else np.asarray(horizons, np.float32),
     )
 
 
@@ -94,9 +97,10 @@ class Transition(NamedTuple):
         """Where an episode ended (terminated or truncated)."""
         return self.terminations | self.truncations
 
-    def to_batch(self, weights: np.ndarray | None = None, truncation_is_terminal: bool = False) -> Batch:
+    def to_batch(self, weights: np.ndarray | None = None, truncation_is_terminal: bool = False,
+                 horizons: np.ndarray | None = None) -> Batch:
         """The update's ``Batch``: only terminations stop bootstrapping, unless
-        ``truncation_is_terminal`` (the notebook's ``done``)."""
+        ``truncation_is_terminal`` (the notebook's ``done``).  ``horizons``: for n-step rewards."""
         terminated = self.ended() if truncation_is_terminal else self.terminations
         return batch_from_numpy(self.observations, self.actions, self.rewards, self.next_observations,
-                                terminated, weights)
+                                terminated, weights, horizons)

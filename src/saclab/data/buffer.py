@@ -17,6 +17,7 @@ import numpy as np
 from safetensors.numpy import load_file, save_file
 
 from saclab.core.types import Batch, Transition
+from saclab.data.nstep import n_step_transitions
 from saclab.errors import SaclabError
 from saclab.files import atomic_write
 
@@ -116,13 +117,20 @@ class ReplayBuffer:
         return indices, weights.astype(np.float32)
 
     def gather(self, indices: np.ndarray, weights: np.ndarray | None = None,
-               truncation_is_terminal: bool = False) -> Batch:
-        """The transitions at ``indices`` as a ``Batch`` (``truncation_is_terminal``: the notebook's ``done``)."""
-        return self.storage.take(indices).to_batch(weights, truncation_is_terminal)
+               truncation_is_terminal: bool = False, n_step: int = 1, gamma: float = 0.99) -> Batch:
+        """The transitions at ``indices`` as a ``Batch`` (``truncation_is_terminal``: the notebook's ``done``);
+        with ``n_step`` > 1, each sums up to n rewards of its episode (``data.nstep``)."""
+        if n_step == 1:
+            return self.storage.take(indices).to_batch(weights, truncation_is_terminal)
+        newest = (self.head - 1) % self.capacity
+        transitions, horizons = n_step_transitions(self.storage, indices, (newest - indices) % self.capacity,
+                                                   n_step, gamma)
+        return transitions.to_batch(weights, truncation_is_terminal, horizons)
 
-    def sample(self, rng: np.random.Generator, batch_size: int, truncation_is_terminal: bool = False) -> Batch:
+    def sample(self, rng: np.random.Generator, batch_size: int, truncation_is_terminal: bool = False,
+               n_step: int = 1, gamma: float = 0.99) -> Batch:
         indices, weights = self.sample_indices(rng, batch_size)
-        return self.gather(indices, weights, truncation_is_terminal)
+        return self.gather(indices, weights, truncation_is_terminal, n_step, gamma)
 
     def update_priorities(self, indices: np.ndarray, td_errors: np.ndarray) -> None:
         """Set priorities of sampled transitions to |TD error| + eps."""

@@ -12,6 +12,7 @@ from saclab.config import SACConfig
 from saclab.core.agent import Learner, SACState, update_epoch
 from saclab.core.types import Batch, EnvSpec, Transition
 from saclab.data.dataset import Dataset
+from saclab.data.nstep import n_step_transitions
 from saclab.envs.make import env_spec
 from saclab.errors import SaclabError
 
@@ -49,17 +50,25 @@ def notebook_epoch_indices(permutation: np.ndarray, num_transitions: int, batch_
     return np.where(idx < num_transitions, idx, num_transitions).astype(np.int32)
 
 
-def device_batch(dataset: Dataset, truncation_is_terminal: bool = False, zero_row: bool = False) -> Batch:
+def device_batch(dataset: Dataset, truncation_is_terminal: bool = False, zero_row: bool = False,
+                 n_step: int = 1, gamma: float = 0.99) -> Batch:
     """The whole dataset as one device-resident ``Batch`` (weights all ones).
 
     ``terminated`` is the dataset's terminations (or terminations | truncations
-    with ``truncation_is_terminal``); ``zero_row`` appends one all-zero
-    transition (the notebook sampler's empty slot).
+    with ``truncation_is_terminal``); with ``n_step`` > 1 transition i sums up
+    to n rewards of its episode (``data.nstep``), computed once for the whole
+    dataset; ``zero_row`` appends one all-zero transition (the notebook
+    sampler's empty slot).
     """
-    transitions = dataset.transitions
+    transitions, horizons = dataset.transitions, None
+    if n_step > 1:
+        n = len(dataset)
+        transitions, horizons = n_step_transitions(transitions, np.arange(n), n - 1 - np.arange(n), n_step, gamma,
+                                                   dataset.episode_starts)
     if zero_row:
         transitions = Transition(*(np.concatenate([a, np.zeros((1, *a.shape[1:]), a.dtype)]) for a in transitions))
-    return jax.device_put(transitions.to_batch(truncation_is_terminal=truncation_is_terminal))
+        horizons = None if horizons is None else np.concatenate([horizons, [1]])
+    return jax.device_put(transitions.to_batch(truncation_is_terminal=truncation_is_terminal, horizons=horizons))
 
 
 def check_dataset(dataset: Dataset, config: SACConfig, spec: EnvSpec | None = None) -> EnvSpec:

@@ -186,7 +186,8 @@ def _train(config: SACConfig, dataset: Dataset, run_dirs: dict[int, Path], vmapp
 
     bound = value_bound(float(dataset.rewards.max()), config.gamma)
     mc_return = float(dataset.discounted_returns(config.gamma).mean())
-    data = device_batch(dataset, config.truncation_is_terminal, zero_row=config.notebook_epoch_sampler)
+    data = device_batch(dataset, config.truncation_is_terminal, config.notebook_epoch_sampler, config.n_step,
+                        config.gamma)
     fixed = {s: notebook_epoch_indices(notebook_permutation(s, config.buffer_size), n, config.batch_size)
              for s in active} if config.notebook_epoch_sampler else None
     if vmapped:

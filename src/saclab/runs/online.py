@@ -192,7 +192,8 @@ def train_online(
             if len(buffer) >= config.learning_starts:
                 for _ in range(config.updates_per_step):
                     indices, weights = buffer.sample_indices(rng, config.batch_size)
-                    batch = buffer.gather(indices, weights, config.truncation_is_terminal)
+                    batch = buffer.gather(indices, weights, config.truncation_is_terminal, config.n_step,
+                                          config.gamma)
                     state, metrics_since_eval.sums, next_action, td_errors = online_step(
                         learner, state, batch, obs, act_key, step, metrics_since_eval.sums)
                     metrics_since_eval.count += 1
