@@ -42,8 +42,7 @@ class SACConfig:
     tau: float = 0.005
     """Polyak factor of the target critics (target <- tau*online + (1-tau)*target)."""
     n_step: int = 1
-    """Rewards summed in the critic's target before bootstrapping (1 = one-step TD; n-step stops at episode
-    ends)."""
+    """Rewards summed in the critic's target before bootstrapping, within an episode (1 = one-step TD)."""
 
     # --- entropy temperature ----------------------------------------------------------
     initial_alpha: float = 1.0
