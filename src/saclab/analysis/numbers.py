@@ -10,20 +10,20 @@ the templates render both.
 
 from __future__ import annotations
 
-import json
 import math
 import os
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from saclab.analysis.critic import online_critic_numbers
+from saclab.analysis.deviations import ablation_numbers, temperature_trend
 from saclab.analysis.runfiles import StudyFiles, read_study
 from saclab.analysis.stats import summarize_group
 from saclab.core.losses import value_bound
 from saclab.data.dataset import Dataset
+from saclab.runs.runlog import read_run_config
 
 CriticFn = Callable[[str, float], dict[str, float]]
 DATASET_FIELDS = ("transitions", "episodes", "return_mean", "return_min", "return_max", "action_counts")
@@ -43,8 +43,7 @@ def env_numbers(study: StudyFiles, datasets: dict[str, Dataset]) -> dict[str, An
 
 def run_config(run: str | os.PathLike) -> dict[str, Any]:
     """The ``SACConfig`` fields a run recorded in its ``config.json`` (empty if none)."""
-    path = Path(run) / "config.json"
-    return json.loads(path.read_text()).get("config", {}) if path.is_file() else {}
+    return (read_run_config(run) or {}).get("config", {})
 
 
 def _mean(values: list[float]) -> float:
@@ -52,11 +51,14 @@ def _mean(values: list[float]) -> float:
 
 
 def study_numbers(directory: str | os.PathLike, online_critic: CriticFn = online_critic_numbers) -> dict[str, Any]:
-    """``{"plan", "env", "cql_weight", "groups", "datasets"}`` of the study in ``directory``.
+    """``{"plan", "env", "cql_weight", "groups", "datasets", "temperature", "ablation"}`` of the study in
+    ``directory``.
 
     ``groups``: ``stats.summarize_group`` of each run group; the online group's
     ``q_data``, ``q_greedy`` and ``mc_return`` come from ``online_critic(run, gamma)``
     (its critic on its own replay buffer) and its ``q_bound`` from the data's r_max.
+    ``temperature``: why alpha moved in the main groups; ``ablation``: the notebook's deviations
+    (``deviations``; empty when the study ran none).
     """
     study = read_study(directory)
     datasets = {name: Dataset.load(path) for name, path in study.datasets.items()}
@@ -72,8 +74,12 @@ def study_numbers(directory: str | os.PathLike, online_critic: CriticFn = online
     cql_runs = groups["replay/cql"]["runs"]
     cql_weight = float(run_config(cql_runs[0]).get("cql_weight", math.nan)) if cql_runs else math.nan
     infos = {name: d.info() for name, d in datasets.items()}
+    configs = {name: run_config(row["runs"][0]) if row["runs"] else {} for name, row in groups.items()}
+    temperature = {name: temperature_trend(groups[name], configs[name], env["num_actions"])
+                   for name in ("online", "replay/sac", "replay/cql") if name in groups and groups[name]["n"]}
     return {"plan": study.plan, "env": env, "cql_weight": cql_weight, "groups": groups,
-            "datasets": {name: {f: info[f] for f in DATASET_FIELDS if f in info} for name, info in infos.items()}}
+            "datasets": {name: {f: info[f] for f in DATASET_FIELDS if f in info} for name, info in infos.items()},
+            "temperature": temperature, "ablation": ablation_numbers(groups, configs, env)}
 
 
 __all__ = ["study_numbers", "env_numbers"]

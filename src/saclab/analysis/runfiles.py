@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from saclab.errors import SaclabError
+from saclab.runs.runlog import read_run_config
 
 SWEEP_FILE = "sweep.json"  # written by saclab.launch.sweep.Experiment.save
 STUDY_FILE = "study.json"  # written by saclab.launch.study
@@ -32,8 +33,7 @@ def seed_dirs(run_dir: str | os.PathLike) -> list[Path]:
 
 def curve_axis(run_dir: str | os.PathLike) -> str:
     """The natural x axis of a run: epoch (offline), episode (an episode budget) or step."""
-    meta_path = Path(run_dir) / "config.json"
-    meta = json.loads(meta_path.read_text()) if meta_path.is_file() else {}
+    meta = read_run_config(run_dir) or {}
     if meta.get("kind") == "offline":
         return "epoch"
     config = meta.get("config", {})
@@ -47,9 +47,25 @@ def _sweep_labels(directory: Path) -> tuple[list[str], list[int]] | None:
         return None
     try:
         data = json.loads(path.read_text())
-        return [str(label) for label in data["labels"]], [int(s) for s in data["seeds"]]
-    except (OSError, json.JSONDecodeError, KeyError, TypeError, ValueError) as e:
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:
         raise SaclabError(f"unreadable {path}: {e}".splitlines()[0]) from None
+    labels, seeds = (data.get("labels"), data.get("seeds")) if isinstance(data, dict) else (None, None)
+    if not (isinstance(labels, list) and labels and all(_is_relative_name(label) for label in labels)
+            and isinstance(seeds, list) and seeds and all(_is_seed(s) for s in seeds)):
+        raise SaclabError(f"malformed {path}: it needs labels (directory names) and seeds (integers)")
+    return labels, seeds
+
+
+def _is_seed(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _is_relative_name(value: Any) -> bool:
+    """A path that stays inside the directory that holds it (no absolute path, no ``..``)."""
+    if not isinstance(value, str) or not value or "\x00" in value:
+        return False
+    path = Path(value)
+    return not path.is_absolute() and ".." not in path.parts
 
 
 def sweep_groups(directory: str | os.PathLike) -> dict[str, list[Path]]:
@@ -101,6 +117,10 @@ class StudyFiles:
         return str(self.plan.get("env") or self.plan["online"]["env"])
 
 
+def _is_pair(value: Any) -> bool:
+    return isinstance(value, list) and len(value) == 2 and isinstance(value[0], str)
+
+
 def read_study(directory: str | os.PathLike) -> StudyFiles:
     """The layout of the study in ``directory`` (paths in ``study.json`` are relative to it)."""
     directory = Path(directory)
@@ -109,13 +129,22 @@ def read_study(directory: str | os.PathLike) -> StudyFiles:
         raise SaclabError(f"{directory} is not a study directory (no {STUDY_FILE})")
     try:
         data = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as e:
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:
         raise SaclabError(f"unreadable {path}: {e}".splitlines()[0]) from None
+    if not isinstance(data, dict):
+        raise SaclabError(f"malformed {path}: not a JSON object")
     if "groups" not in data or "datasets" not in data:
         raise SaclabError(f"{path} lists no runs (written by an older saclab): run `saclab report {directory}`, "
                           "which records them")
     plan = {k: v for k, v in data.items() if k not in ("groups", "datasets")}
-    groups, datasets = dict(data["groups"]), dict(data["datasets"])  # [name, paths] pairs, in the study's order
+    groups, datasets = data["groups"], data["datasets"]  # [name, paths] pairs, in the study's order
+    if not (isinstance(groups, list) and all(_is_pair(g) and isinstance(g[1], list)
+                                             and all(_is_relative_name(r) for r in g[1]) for g in groups)
+            and isinstance(datasets, list) and all(_is_pair(d) and _is_relative_name(d[1]) for d in datasets)
+            and isinstance(plan.get("online"), dict) and isinstance(plan.get("env", ""), str)):
+        raise SaclabError(f"malformed {path}: groups and datasets must be [name, paths] pairs inside the study, "
+                          "and online a config")
+    groups, datasets = dict(groups), dict(datasets)
     return StudyFiles(directory, plan, {name: [directory / r for r in runs] for name, runs in groups.items()},
                       {name: directory / p for name, p in datasets.items()})
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import os
 import re
 import sys
 from dataclasses import dataclass
@@ -82,6 +83,27 @@ def with_preset(cls: type[T], argv: list[str], prog: str, **fields: object) -> T
     return parse(cls, argv, prog, default=cls(config=base, preset=name, **fields))  # type: ignore[call-arg]
 
 
+def check_output_dir(path: Path, flag: str = "--out") -> Path:
+    """Refuse, before any work, an output directory that is a file or that cannot be created or
+    written in (the nearest existing folder on its path must be a writable directory)."""
+    if path.exists() and not path.is_dir():
+        raise SaclabError(f"{flag} {path} is a file, expected a directory")
+    existing = path
+    while not existing.exists() and existing.parent != existing:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise SaclabError(f"{flag} {path}: {existing} is not a directory")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise SaclabError(f"{flag} {path}: {existing} is not writable")
+    return path
+
+
+def check_output_file(path: Path, flag: str = "--out") -> Path:
+    """Like ``check_output_dir``, for a file: its folder must be (or become) a writable directory."""
+    check_output_dir(path.parent if str(path.parent) else Path("."), flag)
+    return path
+
+
 def print_json(obj: object) -> None:
     print(json.dumps(obj, indent=2, sort_keys=False, default=str))
 
@@ -132,5 +154,5 @@ def default_x(run: Path) -> str:
     return curve_axis(seed_dirs(run)[0])
 
 
-__all__ = ["PresetName", "RunArgs", "parse", "with_preset", "preset_from_argv", "print_json", "run_seeds",
-           "report_outcome", "plot_default", "default_x"]
+__all__ = ["PresetName", "RunArgs", "parse", "check_output_dir", "check_output_file", "with_preset",
+           "preset_from_argv", "print_json", "run_seeds", "report_outcome", "plot_default", "default_x"]

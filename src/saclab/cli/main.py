@@ -55,6 +55,14 @@ def main(argv: list[str] | None = None) -> int:
     except SaclabError as e:
         print(f"saclab {name}: error: {e}", file=sys.stderr)
         return 2
+    except MemoryError:
+        print(f"saclab {name}: error: out of memory (lower buffer_size, hidden_sizes or the number of workers)",
+              file=sys.stderr)
+        return 2
+    except OSError as e:  # a full disk, a read-only directory, a file where a directory should be
+        where = f": {e.filename}" if getattr(e, "filename", None) else ""
+        print(f"saclab {name}: error: {e.strerror or e}{where}".splitlines()[0], file=sys.stderr)
+        return 2
     except BrokenPipeError:  # output piped into e.g. `head`: not an error
         import os
 
@@ -64,6 +72,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"saclab {name}: interrupted; the last checkpoint is kept (rerun with --resume to continue)",
               file=sys.stderr)
         return 130
+    except Exception as e:  # a bug of saclab's: still one line; SACLAB_DEBUG=1 shows the traceback
+        import os
+
+        if os.environ.get("SACLAB_DEBUG"):
+            raise
+        print(f"saclab {name}: internal error: {type(e).__name__}: {e} (SACLAB_DEBUG=1 shows where)".splitlines()[0],
+              file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

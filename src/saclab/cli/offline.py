@@ -8,16 +8,29 @@ existing file is overwritten.  Outputs are written atomically (temp + rename).
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
 import tyro
 
-from saclab.cli.common import RunArgs, parse, plot_default, print_json, run_seeds, with_preset
+from saclab.cli.common import (
+    RunArgs,
+    check_output_dir,
+    check_output_file,
+    parse,
+    plot_default,
+    print_json,
+    run_seeds,
+    with_preset,
+)
 from saclab.config import SACConfig
 from saclab.errors import SaclabError
+
+if TYPE_CHECKING:
+    from saclab.data.dataset import Dataset
 
 
 # ---------------------------------------------------------------------------------------
@@ -109,9 +122,7 @@ def _new_output(path: Path | None, force: bool, flag: str = "--out") -> Path:
         raise SaclabError(f"{flag} {path} is a directory, expected a file")
     if path.exists() and not force:
         raise SaclabError(f"{path} already exists (pass --force to overwrite it)")
-    if path.parent.exists() and not path.parent.is_dir():
-        raise SaclabError(f"{flag} {path}: {path.parent} is not a directory")
-    return path
+    return check_output_file(path, flag)
 
 
 def _flag_given(argv: list[str], flag: str) -> bool:
@@ -123,9 +134,11 @@ def _flag_given(argv: list[str], flag: str) -> bool:
 # ---------------------------------------------------------------------------------------
 def cmd_offline(argv: list[str]) -> int:
     from saclab.data.dataset import Dataset
+    from saclab.envs.make import check_env_id_from_file
+    from saclab.locks import directory_lock
     from saclab.runs.epochs import check_dataset
-    from saclab.runs.offline import train_offline, train_offline_vmapped
-    from saclab.runs.run import default_run_dir
+    from saclab.runs.preflight import check_run
+    from saclab.runs.run import default_run_dir, holds_run
 
     args = with_preset(OfflineArgs, argv, "saclab offline")
     if args.dataset is None:
@@ -137,18 +150,30 @@ def cmd_offline(argv: list[str]) -> int:
     dataset = Dataset.load(args.dataset)
     config = args.config
     if dataset.env_id and not _flag_given(argv, "--env"):
-        config = config.replace(env=dataset.env_id)  # the dataset says which env it comes from
-    check_dataset(dataset, config)
-    out = args.out or default_run_dir("offline", config, args.seed).parent
+        # the dataset says which env it comes from; an id from a file may not name a module to import
+        config = config.replace(env=check_env_id_from_file(dataset.env_id, f"dataset {args.dataset}"))
+    spec = check_dataset(dataset, config)
     seeds = list(range(args.seed, args.seed + args.seeds))
-    if args.resume and not out.exists():
+    check_run(config, seeds, spec, online=False)
+    out = check_output_dir(args.out or default_run_dir("offline", config, args.seed).parent)
+    if args.resume and not out.is_dir():
         raise SaclabError(f"--resume: run directory {out} does not exist")
-    if not args.resume:
-        taken = [s for s in seeds if (out / f"seed-{s}" / "checkpoint").exists()
-                 or (out / f"seed-{s}" / "result.json").exists()]
-        if taken:
+    with contextlib.ExitStack() as locks:  # the group's and every seed's directory: one writer each
+        locks.enter_context(directory_lock(out, "run"))
+        taken = [s for s in seeds if holds_run(out / f"seed-{s}")]
+        if taken and not args.resume:
             raise SaclabError(f"{out} already holds a run (seed {taken[0]}); pass --resume to continue it "
                               "or choose another --out")
+        if args.vmap or len(seeds) == 1:  # trained in this process; the pool's jobs lock their own
+            for s in seeds:
+                locks.enter_context(directory_lock(out / f"seed-{s}", "run"))
+        _offline_runs(args, config, dataset, seeds, out)
+    return 0
+
+
+def _offline_runs(args: OfflineArgs, config: SACConfig, dataset: Dataset, seeds: list[int], out: Path) -> None:
+    from saclab.runs.offline import train_offline, train_offline_vmapped
+
     print(f"saclab offline: {config.env}, {len(dataset)} transitions from {args.dataset}, preset {args.preset}, "
           f"cql_weight {config.cql_weight}, seeds {seeds} -> {out}", file=sys.stderr)
     if args.vmap:
@@ -162,7 +187,6 @@ def cmd_offline(argv: list[str]) -> int:
     else:
         run_seeds("offline", config, seeds, out, args.workers, dataset=str(args.dataset))
     plot_default(out)
-    return 0
 
 
 # ---------------------------------------------------------------------------------------
@@ -171,6 +195,7 @@ def cmd_offline(argv: list[str]) -> int:
 def cmd_collect(argv: list[str]) -> int:
     from saclab.data.collect import collect
     from saclab.runs.policy import Policy
+    from saclab.runs.preflight import MAX_COUNT, MAX_EVAL_EPISODES, check_seeds
     from saclab.runs.tiers import collect_tier
 
     args = parse(CollectArgs, argv, "saclab collect")
@@ -178,6 +203,14 @@ def cmd_collect(argv: list[str]) -> int:
     for name in ("episodes", "steps", "max_episode_steps"):
         if getattr(args, name) < 0:
             raise SaclabError(f"--{name.replace('_', '-')} must be >= 0, got {getattr(args, name)}")
+    for name in ("episodes", "steps", "max_episode_steps", "num_envs"):
+        if getattr(args, name) > MAX_COUNT:
+            raise SaclabError(f"--{name.replace('_', '-')} must be <= {MAX_COUNT}, got {getattr(args, name)}")
+    if not 1 <= args.num_envs <= MAX_EVAL_EPISODES:
+        raise SaclabError(f"--num-envs must lie in [1, {MAX_EVAL_EPISODES}], got {args.num_envs}")
+    if args.epsilon is not None and not 0.0 <= args.epsilon <= 1.0:
+        raise SaclabError(f"--epsilon must lie in [0, 1], got {args.epsilon}")
+    check_seeds([args.seed])
     if args.episodes and args.steps:
         raise SaclabError("give one budget: --episodes or --steps, not both")
     if not (args.episodes or args.steps) and args.tier != "replay":
@@ -193,7 +226,7 @@ def cmd_collect(argv: list[str]) -> int:
         if args.policy != "random" and args.checkpoint is None:
             raise SaclabError(f"--policy {args.policy} needs --checkpoint RUN (or use --policy random --env ID)")
         policy = "epsilon" if args.policy == "greedy" and args.epsilon else args.policy
-        agent = Policy.load(args.checkpoint) if args.checkpoint is not None else None
+        agent = Policy.load(args.checkpoint, env=args.env) if args.checkpoint is not None else None
         dataset = collect(policy, env_id=args.env, **budget, agent=agent,
                           epsilon=args.epsilon or 0.0, seed=args.seed, max_episode_steps=cap,
                           num_envs=args.num_envs)

@@ -17,7 +17,7 @@ from typing import Annotated, Literal
 
 import tyro
 
-from saclab.cli.common import PresetName, parse, with_preset
+from saclab.cli.common import PresetName, check_output_dir, parse, with_preset
 from saclab.config import SACConfig
 from saclab.errors import SaclabError
 from saclab.launch.jobs import KINDS, JobOutcome
@@ -84,8 +84,10 @@ def _report(total: int) -> Callable[[JobOutcome], None]:
 
 def cmd_sweep(argv: list[str]) -> int:
     from saclab.launch.grid import parse_grid
+    from saclab.launch.jobs import default_workers
     from saclab.launch.pool import run_jobs
     from saclab.launch.sweep import prepare
+    from saclab.locks import directory_lock
 
     if not argv or argv[0] not in KINDS:
         if any(a in ("-h", "--help") for a in argv):
@@ -113,20 +115,22 @@ def cmd_sweep(argv: list[str]) -> int:
     grid = parse_grid(args.set)
     seeds = list(range(args.seed, args.seed + args.seeds))
     experiment = Experiment.create(kind, args.config, grid, seeds, args.dataset)
-    _check_envs(experiment)
-    out = args.out or Path("runs") / f"sweep-{kind}-{args.config.env}-{time.strftime('%Y%m%d-%H%M%S')}"
-    resuming = prepare(experiment, out)
-    jobs = experiment.jobs(out)
-    configs = len(experiment.labels())
-    print(f"saclab sweep: {'resuming ' if resuming else ''}{kind}, {configs} configuration(s) x {len(seeds)} "
-          f"seed(s) = {len(jobs)} runs, backend {args.backend} -> {out}", file=sys.stderr, flush=True)
-    try:
-        outcomes = run_jobs(jobs, args.backend, args.workers or None, args.address, on_done=_report(len(jobs)))
-    except KeyboardInterrupt:
-        print(f"saclab sweep: interrupted; runs keep their last checkpoint: rerun the same command "
-              f"(--out {out}) to resume", file=sys.stderr)
-        return 130
-    _summarize(out)
+    _check_envs(experiment, args.workers or default_workers())
+    out = check_output_dir(args.out or Path("runs") / f"sweep-{kind}-{args.config.env}-"
+                                                     f"{time.strftime('%Y%m%d-%H%M%S')}")
+    with directory_lock(out, "sweep"):  # before sweep.json is written: a second sweep here is refused
+        resuming = prepare(experiment, out)
+        jobs = experiment.jobs(out)
+        configs = len(experiment.labels())
+        print(f"saclab sweep: {'resuming ' if resuming else ''}{kind}, {configs} configuration(s) x {len(seeds)} "
+              f"seed(s) = {len(jobs)} runs, backend {args.backend} -> {out}", file=sys.stderr, flush=True)
+        try:
+            outcomes = run_jobs(jobs, args.backend, args.workers or None, args.address, on_done=_report(len(jobs)))
+        except KeyboardInterrupt:
+            print(f"saclab sweep: interrupted; runs keep their last checkpoint: rerun the same command "
+                  f"(--out {out}) to resume", file=sys.stderr)
+            return 130
+        _summarize(out)
     failed = [o for o in outcomes if not o.ok]
     if failed:
         raise SaclabError(f"{len(failed)} of {len(outcomes)} runs failed, first: "
@@ -134,12 +138,16 @@ def cmd_sweep(argv: list[str]) -> int:
     return 0
 
 
-def _check_envs(experiment: Experiment) -> None:
-    """Refuse an unknown or unsupported environment before any run starts."""
+def _check_envs(experiment: Experiment, workers: int) -> None:
+    """Refuse an unknown or unsupported environment, or a configuration that could not finish,
+    before any run starts."""
     from saclab.envs.make import env_spec
+    from saclab.runs.preflight import check_run
 
-    for env in sorted({config.env for _, config in experiment.configs()}):
-        env_spec(env)
+    specs = {env: env_spec(env) for env in sorted({config.env for _, config in experiment.configs()})}
+    for _, config in experiment.configs():
+        check_run(config, experiment.seeds, specs[config.env], online=experiment.kind == "online",
+                  parallel_runs=workers)
 
 
 def _summarize(directory: Path, x: str | None = None) -> None:

@@ -9,7 +9,17 @@ from typing import Annotated, Literal
 
 import tyro
 
-from saclab.cli.common import RunArgs, default_x, parse, plot_default, print_json, run_seeds, with_preset
+from saclab.cli.common import (
+    RunArgs,
+    check_output_dir,
+    check_output_file,
+    default_x,
+    parse,
+    plot_default,
+    print_json,
+    run_seeds,
+    with_preset,
+)
 from saclab.config import SACConfig
 from saclab.errors import SaclabError
 
@@ -33,6 +43,8 @@ class EvaluateArgs:
     """Seed of the evaluation episodes."""
     max_steps: int = 0
     """Episode cap (0 = the run's max_episode_steps)."""
+    env: str | None = None
+    """The env the checkpoint must have been trained on (needed to trust a checkpoint naming module:Env)."""
 
 
 @dataclass
@@ -51,41 +63,52 @@ class PlotArgs:
 
 def cmd_train(argv: list[str]) -> int:
     from saclab.envs.make import env_spec
+    from saclab.locks import directory_lock
     from saclab.runs.online import check_resumable, train_online
-    from saclab.runs.run import default_run_dir
+    from saclab.runs.preflight import check_run
+    from saclab.runs.run import default_run_dir, holds_run
 
     args = with_preset(TrainArgs, argv, "saclab train")
     if args.seeds < 1:
         raise SaclabError(f"--seeds must be >= 1, got {args.seeds}")
     config = args.config
-    env_spec(config.env)  # refuse a bad env before anything starts
-    out = args.out or default_run_dir("online", config, args.seed).parent
-    if args.resume and not out.exists():
-        raise SaclabError(f"--resume: run directory {out} does not exist")
-    if not args.resume and (out / f"seed-{args.seed}" / "checkpoint").exists():
-        raise SaclabError(f"{out} already holds a run; pass --resume to continue it or choose another --out")
     seeds = list(range(args.seed, args.seed + args.seeds))
-    if args.resume:
-        for s in seeds:
-            check_resumable(out / f"seed-{s}", config, s)
-    print(f"saclab train: {config.env}, preset {args.preset}, seeds {seeds} -> {out}", file=sys.stderr)
-    if len(seeds) == 1:
-        result = train_online(config, seeds[0], out / f"seed-{seeds[0]}", resume=args.resume)
-        print_json({"run_dir": str(result.dir), **result.summary})
-    else:
-        run_seeds("online", config, seeds, out, args.workers)
-    plot_default(out)
+    spec = env_spec(config.env)  # refuse a bad env before anything starts
+    check_run(config, seeds, spec, online=True, parallel_runs=min(len(seeds), args.workers or len(seeds)))
+    out = check_output_dir(args.out or default_run_dir("online", config, args.seed).parent)
+    if args.resume and not out.is_dir():
+        raise SaclabError(f"--resume: run directory {out} does not exist")
+    with directory_lock(out, "run"):  # before anything is written; a second writer is refused
+        taken = [s for s in seeds if holds_run(out / f"seed-{s}")]
+        if taken and not args.resume:
+            raise SaclabError(f"{out} already holds a run (seed {taken[0]}); pass --resume to continue it "
+                              "or choose another --out")
+        if args.resume:
+            for s in seeds:
+                check_resumable(out / f"seed-{s}", config, s)
+        print(f"saclab train: {config.env}, preset {args.preset}, seeds {seeds} -> {out}", file=sys.stderr)
+        if len(seeds) == 1:
+            with directory_lock(out / f"seed-{seeds[0]}", "run"):
+                result = train_online(config, seeds[0], out / f"seed-{seeds[0]}", resume=args.resume)
+            print_json({"run_dir": str(result.dir), **result.summary})
+        else:
+            run_seeds("online", config, seeds, out, args.workers)
+        plot_default(out)
     return 0
 
 
 def cmd_evaluate(argv: list[str]) -> int:
     from saclab.runs.policy import Policy
+    from saclab.runs.preflight import MAX_COUNT, MAX_EVAL_EPISODES, check_seeds
     from saclab.runs.run import return_stats
 
     args = parse(EvaluateArgs, argv, "saclab evaluate")
-    if args.episodes < 1:
-        raise SaclabError(f"--episodes must be >= 1, got {args.episodes}")
-    policy = Policy.load(args.checkpoint)
+    if not 1 <= args.episodes <= MAX_EVAL_EPISODES:
+        raise SaclabError(f"--episodes must lie in [1, {MAX_EVAL_EPISODES}], got {args.episodes}")
+    if not 0 <= args.max_steps <= MAX_COUNT:
+        raise SaclabError(f"--max-steps must lie in [0, {MAX_COUNT}], got {args.max_steps}")
+    check_seeds([args.seed])
+    policy = Policy.load(args.checkpoint, env=args.env)
     returns = policy.evaluate(args.episodes, args.seed, args.max_steps or None)
     print_json({"checkpoint": str(policy.path), "env": policy.config.env, "episodes": args.episodes,
                 **return_stats(returns)})
@@ -103,7 +126,9 @@ def cmd_plot(argv: list[str]) -> int:
         if not run.exists():
             raise SaclabError(f"run directory not found: {run}")
     x = args.x or default_x(args.runs[0])
-    out = args.out or args.runs[0] / "curve.png"
+    out = check_output_file(args.out or args.runs[0] / "curve.png")
+    if out.is_dir():
+        raise SaclabError(f"--out {out} is a directory, expected a PNG file")
     groups = {run.name or str(run): seed_dirs(run) for run in args.runs}
     path = plot_curves(groups, out, x=x, title=args.title)
     if path is None:

@@ -14,12 +14,46 @@ from saclab.errors import SaclabError
 
 
 def _make(env_id: str, **kwargs) -> gym.Env:
+    _check_syntax(env_id)
     try:
         return gym.make(env_id, **kwargs)
     except gym.error.Error as e:  # NameNotFound, VersionNotFound, NamespaceNotFound, ...
         raise SaclabError(f"unknown environment {env_id!r}: {e}") from None
     except ImportError as e:
         raise SaclabError(f"environment {env_id!r} needs a missing package: {e}") from None
+
+
+def _check_syntax(env_id: object) -> None:
+    """Refuse what Gymnasium cannot parse (it raises ValueError or TypeError for some, e.g. ``a:b:c``)."""
+    if not isinstance(env_id, str) or not env_id:
+        raise SaclabError(f"an environment id must be a non-empty string, got {env_id!r}")
+    module, _, name = env_id.rpartition(":")
+    if env_id.count(":") > 1 or (":" in env_id and not (module and name)):
+        raise SaclabError(f"malformed environment id {env_id!r} (expected [module:][namespace/]Name-vN)")
+    try:
+        gym.envs.registration.parse_env_id(name)
+    except gym.error.Error:
+        raise SaclabError(f"malformed environment id {env_id!r} (expected [module:][namespace/]Name-vN)") from None
+
+
+def check_env_id_from_file(env_id: object, source: str) -> str:
+    """An env id read from a file (a dataset, a checkpoint), checked before anything makes it.
+
+    Gymnasium imports ``module`` to make ``module:Env``, so an id with a module prefix would let
+    the file choose code for saclab to run: it is refused (only an id given on the command line,
+    or passed by a program, may carry one).  The id must be well formed and registered.
+    """
+    _check_syntax(env_id)
+    assert isinstance(env_id, str)
+    if ":" in env_id:
+        module = env_id.split(":")[0]
+        raise SaclabError(f"{source} names the environment {env_id!r}, which would import the module {module!r}; "
+                          f"saclab imports no code a file names (pass --env {env_id} if you trust it)")
+    try:
+        gym.spec(env_id)
+    except gym.error.Error as e:
+        raise SaclabError(f"{source} names an unknown environment {env_id!r}: {e}") from None
+    return env_id
 
 
 def check_spaces(env_id: str, observation_space: gym.Space, action_space: gym.Space) -> EnvSpec:
@@ -60,6 +94,7 @@ def make_vector_env(env_id: str, num_envs: int, max_episode_steps: int | None = 
     implementation where it has one (CartPole), else a synchronous one; its spaces checked.
     ``max_episode_steps`` truncates episodes (None: the env's registered limit)."""
     kwargs = {} if max_episode_steps is None else {"max_episode_steps": max_episode_steps}
+    _check_syntax(env_id)
     env = None
     for mode in ("vector_entry_point", "sync"):
         try:
@@ -83,7 +118,7 @@ def registered_episode_limit(env_id: str) -> int | None:
     """The episode cap ``env_id`` is registered with (None: none, or an unknown id)."""
     try:
         return gym.spec(env_id).max_episode_steps
-    except gym.error.Error:
+    except (gym.error.Error, ValueError, TypeError):  # malformed ids raise the latter two
         return None
 
 

@@ -13,6 +13,7 @@ from typing import Any
 
 from saclab.config import SACConfig
 from saclab.errors import SaclabError
+from saclab.locks import directory_lock
 
 KINDS = ("online", "offline")
 
@@ -43,7 +44,13 @@ class JobOutcome:
 
 
 def run_job(job: Job, progress: bool | None = False) -> dict[str, Any]:
-    """Run (or resume, or skip if finished) one job in this process; returns its summary."""
+    """Run (or resume, or skip if finished) one job in this process, holding its run directory's
+    lock (``saclab.locks``) so that no other process trains there meanwhile; returns its summary."""
+    with directory_lock(job.run_dir, "run"):
+        return _run_job(job, progress)
+
+
+def _run_job(job: Job, progress: bool | None) -> dict[str, Any]:
     if job.kind == "online":
         from saclab.runs.online import train_online
 

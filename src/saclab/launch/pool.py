@@ -7,6 +7,9 @@ from __future__ import annotations
 import concurrent.futures as cf
 import multiprocessing
 import os
+import signal
+import threading
+import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -15,6 +18,7 @@ from saclab.launch.jobs import Job, JobOutcome, default_workers, run_job_safely
 from saclab.runtime import single_thread_environment
 
 BACKENDS = ("local", "ray")
+PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
 
 
 def run_jobs(
@@ -43,8 +47,40 @@ def run_jobs(
     raise SaclabError(f"unknown backend {backend!r} (choose local or ray)")
 
 
+def _init_worker(cores: Any, parent_pid: int) -> None:
+    """Worker initializer: die with the parent, then take one core of the queue and stay on it."""
+    _die_with_parent(parent_pid)
+    _pin_to_core(cores)
+
+
+def _die_with_parent(parent_pid: int) -> None:
+    """Make this worker end when the process that started it ends, even by ``kill -9``: an orphan
+    would go on training in run directories that a rerun then trains in too.  Linux delivers
+    SIGKILL on the parent's death (``prctl(PR_SET_PDEATHSIG)``); elsewhere a thread polls the
+    parent's PID.  Checkpoints are written atomically, so a killed run resumes exactly."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        if libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) != 0:
+            raise OSError(ctypes.get_errno(), "prctl failed")
+    except (OSError, AttributeError, TypeError):  # not Linux (TypeError: CDLL(None) on Windows)
+        _start_parent_watchdog(parent_pid)
+    if os.getppid() != parent_pid:  # the parent died before the signal was armed
+        os._exit(1)
+
+
+def _start_parent_watchdog(parent_pid: int, interval_s: float = 1.0) -> None:
+    def watch() -> None:
+        while os.getppid() == parent_pid:
+            time.sleep(interval_s)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="saclab-parent-watchdog", daemon=True).start()
+
+
 def _pin_to_core(cores: Any) -> None:
-    """Worker initializer: take one core of the queue and stay on it.  Even with one XLA thread a
+    """Take one core of the queue and stay on it.  Even with one XLA thread a
     JAX process keeps a second core busy part of the time (its runtime threads); pinned workers
     do not compete for cores, so N workers on N cores run N times as fast as one pinned worker."""
     import queue
@@ -81,8 +117,8 @@ def run_local(jobs: Sequence[Job], workers: int, on_done: Callable[[JobOutcome],
         if n_workers <= len(available):  # one core per worker; otherwise let the OS share them
             for core in available[:n_workers]:
                 cores.put(core)
-        with cf.ProcessPoolExecutor(max_workers=n_workers, mp_context=context, initializer=_pin_to_core,
-                                    initargs=(cores,)) as pool:
+        with cf.ProcessPoolExecutor(max_workers=n_workers, mp_context=context, initializer=_init_worker,
+                                    initargs=(cores, os.getpid())) as pool:
             futures = {pool.submit(run_job_safely, job): i for i, job in enumerate(jobs)}
             try:
                 for future in cf.as_completed(futures):

@@ -59,7 +59,7 @@ def run_ray(jobs: Sequence[Job], address: str | None = None,
 
     Uses the Ray instance this process is already connected to if there is one,
     else ``ray.init(address=address)`` (None: a new local instance with one CPU
-    per core this process may use).  Only an instance started here is shut down
+    per core this process may use, bound to 127.0.0.1).  Only an instance started here is shut down
     at the end.  A failing job (or a crashed worker) is reported in its
     outcome; the others go on.
     """
@@ -71,6 +71,7 @@ def run_ray(jobs: Sequence[Job], address: str | None = None,
         options: dict[str, Any] = {"address": address, "include_dashboard": False, "logging_level": logging.WARNING}
         if address is None and not os.environ.get("RAY_ADDRESS"):
             options["num_cpus"] = default_workers()
+            options["_node_ip_address"] = "127.0.0.1"  # a local instance listens on this machine only
             local = True
         try:
             with warnings.catch_warnings():  # Ray starts its processes with fork+exec, which is safe

@@ -30,6 +30,8 @@ from saclab.files import write_json
 from saclab.launch.grid import grid_configs, grid_jobs, grid_labels, normalize_grid
 from saclab.launch.jobs import KINDS, Job, JobOutcome
 from saclab.launch.pool import BACKENDS, run_jobs
+from saclab.locks import LOCK_FILES, directory_lock
+from saclab.runs.schema import config_from_json
 from saclab.version import __version__
 
 EXPERIMENT_FILE = "sweep.json"
@@ -85,15 +87,31 @@ class Experiment:
                 "labels": self.labels()}
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> Experiment:
+    def from_dict(cls, data: Any, source: str = "sweep description") -> Experiment:
+        """The experiment a ``sweep.json`` describes, each field checked (a one-line error names the first
+        bad one)."""
+        def need(ok: bool, what: str) -> None:
+            if not ok:
+                raise SaclabError(f"malformed {source}: {what}")
+
+        need(isinstance(data, dict), "not a JSON object")
+        need(data.get("kind") in KINDS, f"kind must be one of {', '.join(KINDS)}")
+        grid = data.get("grid")
+        need(isinstance(grid, dict) and all(isinstance(v, list) and v for v in grid.values()),
+             "grid must map fields to lists of values")
+        order = data.get("grid_order", list(grid))  # JSON objects may come back sorted
+        need(isinstance(order, list) and all(isinstance(name, str) for name in order)
+             and sorted(order) == sorted(grid), "grid_order must list the grid's fields")
+        seeds = data.get("seeds")
+        need(isinstance(seeds, list) and seeds and all(isinstance(s, int) and not isinstance(s, bool) and s >= 0
+                                                       for s in seeds), "seeds must be non-negative integers")
+        need(data.get("dataset") is None or isinstance(data.get("dataset"), str), "dataset must be a path")
+        base = config_from_json(data.get("base_config"), f"malformed {source}: base_config")
         try:
-            grid = data["grid"]
-            order = data.get("grid_order", list(grid))  # JSON objects may come back sorted
-            return cls(data["kind"], SACConfig.from_dict(data["base_config"]),
-                       normalize_grid({name: grid[name] for name in order}),
-                       tuple(int(s) for s in data["seeds"]), data.get("dataset"))
-        except (KeyError, TypeError) as e:
-            raise SaclabError(f"malformed sweep description (missing or bad {e})") from None
+            return cls(data["kind"], base, normalize_grid({name: grid[name] for name in order}), tuple(seeds),
+                       data.get("dataset"))
+        except (TypeError, ValueError, KeyError) as e:
+            raise SaclabError(f"malformed {source}: {e}".splitlines()[0]) from None
 
     def differences(self, other: Experiment) -> list[str]:
         """Names of what differs from ``other`` (base fields that the grid sets are ignored)."""
@@ -121,9 +139,9 @@ def load_experiment(out: str | os.PathLike) -> Experiment | None:
         return None
     try:
         data = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as e:
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:
         raise SaclabError(f"unreadable {path}: {e}".splitlines()[0]) from None
-    return Experiment.from_dict(data)
+    return Experiment.from_dict(data, str(path))
 
 
 def prepare(experiment: Experiment, out: str | os.PathLike) -> bool:
@@ -141,7 +159,7 @@ def prepare(experiment: Experiment, out: str | os.PathLike) -> bool:
                               f"{', ...' if len(diffs) > 4 else ''}); rerun the same command to resume it "
                               "or choose another --out")
         return True
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+    if out.exists() and (not out.is_dir() or any(p.name not in LOCK_FILES for p in out.iterdir())):
         raise SaclabError(f"{out} exists and holds no sweep.json; choose another --out")
     experiment.save(out)
     return False
@@ -185,8 +203,9 @@ def sweep(
         from saclab.launch.ray_backend import import_ray
 
         import_ray()  # a missing Ray is an error before anything is written
-    prepare(experiment, out)
-    return run_jobs(experiment.jobs(out), backend, workers, address, on_done)
+    with directory_lock(out, "sweep"):
+        prepare(experiment, out)
+        return run_jobs(experiment.jobs(out), backend, workers, address, on_done)
 
 
 __all__ = ["Experiment", "load_experiment", "prepare", "sweep", "EXPERIMENT_FILE"]

@@ -12,7 +12,7 @@ import numpy as np
 from saclab.config import SACConfig
 from saclab.core.agent import Learner, SACState, greedy_action, init_state, q_values, sample_action
 from saclab.envs.evaluate import evaluate_policy
-from saclab.envs.make import env_spec, episode_cap
+from saclab.envs.make import check_env_id_from_file, env_spec, episode_cap
 from saclab.errors import SaclabError
 from saclab.runs.checkpoint import load_meta, load_state, resolve_checkpoint
 
@@ -27,14 +27,19 @@ class Policy:
     path: Path | None = None
 
     @classmethod
-    def load(cls, path: str | os.PathLike) -> Policy:
-        """From a run directory or a checkpoint directory."""
+    def load(cls, path: str | os.PathLike, env: str | None = None) -> Policy:
+        """From a run directory or a checkpoint directory.
+
+        ``env`` is the environment the caller expects (e.g. a command line's ``--env``); without
+        it the checkpoint's own env id must be a registered one with no ``module:`` prefix, so
+        that a checkpoint from a stranger cannot make saclab import a module it names.
+        """
         checkpoint = resolve_checkpoint(path)
-        meta = load_meta(checkpoint)
-        try:
-            config = SACConfig.from_dict(meta["config"])
-        except (KeyError, TypeError) as e:
-            raise SaclabError(f"corrupt checkpoint {checkpoint}: bad config ({e})") from None
+        config = SACConfig.from_dict(load_meta(checkpoint)["config"])
+        if env is None:
+            check_env_id_from_file(config.env, f"checkpoint {checkpoint}")
+        elif env != config.env:
+            raise SaclabError(f"checkpoint {checkpoint} was trained on {config.env}, not {env}")
         learner = Learner.from_config(config, env_spec(config.env))
         template = init_state(learner, jax.random.PRNGKey(0))
         return cls(config, learner, load_state(checkpoint, template), checkpoint)

@@ -4,6 +4,7 @@ and the rule for which checkpoints it may resume from."""
 from __future__ import annotations
 
 import math
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,6 +14,7 @@ import numpy as np
 
 from saclab.config import SACConfig
 from saclab.errors import SaclabError
+from saclab.runs.checkpoint import check_resume_meta
 from saclab.runs.runlog import read_evaluations, read_result
 
 BUDGET_FIELDS = {"online": ("total_steps", "total_episodes"), "offline": ("epochs",)}
@@ -43,6 +45,15 @@ class RunResult:
 def finished_result(run_dir: Path, config: SACConfig, seed: int) -> RunResult:
     """The result of a run that finished earlier, read back from its directory."""
     return RunResult(run_dir, config, seed, read_result(run_dir) or {}, read_evaluations(run_dir))
+
+
+RUN_MARKERS = ("checkpoint", "checkpoint.old", "checkpoint.new", "result.json", "evaluations.csv", "metrics.jsonl")
+"""What a run directory holds once a run has begun (a checkpoint, or an interrupted swap's ``.old``/``.new``)."""
+
+
+def holds_run(run_dir: str | Path) -> bool:
+    """Whether ``run_dir`` holds (part of) a run that a fresh start would overwrite."""
+    return any(os.path.lexists(Path(run_dir) / name) for name in RUN_MARKERS)
 
 
 def default_run_dir(kind: str, config: SACConfig, seed: int) -> Path:
@@ -77,7 +88,9 @@ def check_compatible(meta: dict, kind: str, config: SACConfig, seed: int, checkp
     """Refuse to resume ``checkpoint`` (its ``meta``) as a ``kind`` run of ``config`` and ``seed``:
     only the budget may change (``BUDGET_FIELDS``), and an offline run keeps its dataset."""
     if meta.get("kind") != kind:
-        raise SaclabError(f"cannot resume {checkpoint}: it is a {meta.get('kind', 'unknown')} run, not {kind}")
+        raise SaclabError(f"cannot resume {checkpoint}: it is a {str(meta.get('kind', 'unknown'))[:40]} run, "
+                          f"not {kind}")
+    check_resume_meta(meta, kind, checkpoint)
     saved = SACConfig.from_dict(meta["config"]).to_dict()
     differing = [k for k, v in config.to_dict().items() if k not in BUDGET_FIELDS[kind] and saved[k] != v]
     if differing:
@@ -89,5 +102,5 @@ def check_compatible(meta: dict, kind: str, config: SACConfig, seed: int, checkp
                           f"({meta['dataset'].get('path') or 'sha256 ' + meta['dataset']['sha256'][:12]})")
 
 
-__all__ = ["RunResult", "finished_result", "default_run_dir", "evaluation_seed", "return_stats", "summarize",
-           "check_compatible", "BUDGET_FIELDS"]
+__all__ = ["RunResult", "finished_result", "holds_run", "RUN_MARKERS", "default_run_dir", "evaluation_seed",
+           "return_stats", "summarize", "check_compatible", "BUDGET_FIELDS"]

@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from saclab.errors import SaclabError
 from saclab.files import write_json, write_text
 
 EVAL_FILE = "evaluations.csv"
@@ -51,12 +52,14 @@ class RunLog:
                 self._tb = None
 
     def _truncate(self, step: int) -> None:
+        """Keep the rows up to the checkpoint's ``step``; a torn last line (the process died while
+        appending it) is dropped by the readers, and so from the rewritten files."""
         rows = [r for r in read_evaluations(self.dir) if r["step"] <= step]
         _write_csv(self.dir / EVAL_FILE, rows)
         path = self.dir / METRICS_FILE
         if path.exists():
-            kept = [line for line in path.read_text().splitlines() if json.loads(line)["step"] <= step]
-            write_text(path, "".join(line + "\n" for line in kept))
+            kept = [row for row in read_metrics(self.dir) if row["step"] <= step]
+            write_text(path, "".join(json.dumps(row) + "\n" for row in kept))
 
     def log_eval(self, row: dict[str, Any]) -> None:
         """Append one evaluation row (must contain ``step``)."""
@@ -119,29 +122,98 @@ def _number(text: str) -> Any:
     return int(value) if value.is_integer() and "." not in text and "e" not in text.lower() else value
 
 
+def _whole_lines(path: Path) -> list[str]:
+    """The lines of an append-only log, without a torn last one: every append ends with a newline,
+    so text after the last newline is a line whose writer died mid-write."""
+    data = path.read_bytes()
+    return data[: data.rfind(b"\n") + 1].decode("utf-8", errors="replace").splitlines()
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
 def read_evaluations(run_dir: str | os.PathLike) -> list[dict[str, Any]]:
-    """The rows of a run's evaluations.csv, numbers parsed."""
+    """The rows of a run's evaluations.csv, numbers parsed (a torn last row dropped); a row
+    without a numeric ``step`` and ``return_mean`` is a one-line error."""
     path = Path(run_dir) / EVAL_FILE
     if not path.exists():
         return []
-    with path.open(newline="") as f:
-        return [{k: _number(v) for k, v in row.items()} for row in csv.DictReader(f)]
+    try:
+        lines = _whole_lines(path)
+    except OSError as e:
+        raise SaclabError(f"unreadable {path}: {e.strerror or e}") from None
+    rows = []
+    for i, row in enumerate(csv.DictReader(lines), start=2):
+        if None in row or None in row.values():  # a row with more or fewer fields than the header
+            raise SaclabError(f"malformed {path}: line {i} has {len(row) - (None in row)} fields, not as the header")
+        parsed = {k: _number(v) for k, v in row.items()}
+        if not (isinstance(parsed.get("step"), int) and _is_number(parsed.get("return_mean"))):
+            raise SaclabError(f"malformed {path}: line {i} lacks a numeric step and return_mean")
+        rows.append(parsed)
+    return rows
 
 
 def read_metrics(run_dir: str | os.PathLike) -> list[dict[str, Any]]:
+    """The rows of a run's metrics.jsonl (a torn last line dropped); a line that is not a JSON
+    object with an integer ``step`` is a one-line error."""
     path = Path(run_dir) / METRICS_FILE
     if not path.exists():
         return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line]
+    try:
+        lines = _whole_lines(path)
+    except OSError as e:
+        raise SaclabError(f"unreadable {path}: {e.strerror or e}") from None
+    rows = []
+    for i, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError:
+            raise SaclabError(f"malformed {path}: line {i} is not JSON") from None
+        if not (isinstance(row, dict) and isinstance(row.get("step"), int) and not isinstance(row["step"], bool)):
+            raise SaclabError(f"malformed {path}: line {i} is not an object with an integer step")
+        rows.append(row)
+    return rows
 
 
 def write_result(run_dir: str | os.PathLike, result: dict[str, Any]) -> None:
     write_json(Path(run_dir) / RESULT_FILE, result)
 
 
+def _read_json_object(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:
+        raise SaclabError(f"unreadable {path}: {e}".splitlines()[0]) from None
+    if not isinstance(data, dict):
+        raise SaclabError(f"malformed {path}: not a JSON object")
+    return data
+
+
 def read_result(run_dir: str | os.PathLike) -> dict[str, Any] | None:
+    """A finished run's result.json (None before it finishes): an object whose ``final_return``
+    and ``best_return`` are numbers."""
     path = Path(run_dir) / RESULT_FILE
-    return json.loads(path.read_text()) if path.exists() else None
+    if not path.exists():
+        return None
+    result = _read_json_object(path)
+    if not all(_is_number(result.get(key)) for key in ("final_return", "best_return")):
+        raise SaclabError(f"malformed {path}: final_return and best_return must be numbers")
+    return result
+
+
+def read_run_config(run_dir: str | os.PathLike) -> dict[str, Any] | None:
+    """A run's config.json (None if there is none): an object with a string ``kind`` and a
+    ``config`` object (its fields are read one by one, with defaults, by who needs them)."""
+    path = Path(run_dir) / CONFIG_FILE
+    if not path.exists():
+        return None
+    data = _read_json_object(path)
+    if not isinstance(data.get("kind"), str) or not isinstance(data.get("config"), dict):
+        raise SaclabError(f"malformed {path}: it needs a kind and a config object")
+    return data
 
 
 class MetricAccumulator:

@@ -123,7 +123,7 @@ def collect_tier(
         return collect("random", **common, metadata={"tier": "random"})
     if checkpoint is None:
         raise SaclabError(f"the {tier} tier needs a checkpoint of a trained agent")
-    policy = Policy.load(checkpoint)
+    policy = Policy.load(checkpoint, env=env_id)
     if tier == "expert":
         return collect("greedy", agent=policy, **common, metadata={"tier": "expert"})
 
