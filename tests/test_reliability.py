@@ -283,11 +283,12 @@ def test_no_worker_outlives_a_killed_sweep(tmp_path):
     sweep = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     workers: list[int] = []
     try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and len(workers) < 2:  # the pool's workers (and Python's helpers)
-            workers = children_of(sweep.pid)
+        claimed = [tmp_path / "s" / "base" / f"seed-{s}" / ".saclab.pid" for s in (0, 1)]
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and not all(p.exists() for p in claimed):  # both runs are training
             time.sleep(0.2)
-        assert len(workers) >= 2, "the sweep started no workers"
+        workers = children_of(sweep.pid)
+        assert {holder_pid(p.parent) for p in claimed} <= set(workers), "the runs are not in the pool's workers"
         sweep.send_signal(signal.SIGKILL)
         sweep.wait()
         deadline = time.monotonic() + 20
