@@ -26,10 +26,12 @@ from saclab.config import NOTEBOOK  # noqa: E402
 from saclab.core.agent import Learner, init_state  # noqa: E402
 from saclab.core.types import EnvSpec  # noqa: E402
 from saclab.envs.evaluate import Evaluator  # noqa: E402
-from saclab.launch.study import offline_jobs, plan_study, seconds_per_update  # noqa: E402
+from saclab.launch.estimate import seconds_per_update  # noqa: E402
+from saclab.launch.plan import plan_study  # noqa: E402
+from saclab.launch.study import offline_jobs  # noqa: E402
 from saclab.runtime import enable_compilation_cache  # noqa: E402
 
-EPISODE_CAP = NOTEBOOK.max_episode_steps  # the study's episode cap on CartPole-v1 (launch.study.episode_cap)
+EPISODE_CAP = NOTEBOOK.max_episode_steps  # the study's episode cap on CartPole-v1 (launch.plan.episode_cap)
 
 
 def eval_seconds(episodes: int) -> float:

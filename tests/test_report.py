@@ -12,7 +12,8 @@ from saclab.analysis.report import render_markdown, report_numbers, write_report
 from saclab.analysis.verdicts import relation
 from saclab.config import preset
 from saclab.data.dataset import Dataset
-from saclab.launch.study import StudyPlan, plan_study, write_plan
+from saclab.launch.plan import StudyPlan, plan_study
+from saclab.launch.study import write_plan
 from saclab.runs.runlog import write_result
 
 GAMMA = 0.99

@@ -7,7 +7,8 @@ import pytest
 
 from saclab.cli.main import main
 from saclab.config import preset
-from saclab.launch.study import StudyPlan, offline_jobs, online_jobs, plan_study, run_study
+from saclab.launch.plan import StudyPlan, plan_study
+from saclab.launch.study import offline_jobs, online_jobs, run_study
 from saclab.runs.runlog import read_evaluations
 
 
@@ -17,7 +18,8 @@ def tiny_plan() -> StudyPlan:
     offline = base.replace(max_episode_steps=200, epochs=2, offline_eval_episodes=4)
     return StudyPlan("test", True, online, offline, online_seeds=(0, 1), offline_seeds=(0, 1),
                      tiers=("expert", "medium", "random"), tier_episodes=24, tier_seeds=(0,), tier_epochs=2,
-                     sweep_weights=(0.0, 1.0, 5.0), sweep_seeds=(0,), sweep_epochs=2)
+                     sweep_weights=(0.0, 1.0, 5.0), sweep_seeds=(0,), sweep_epochs=2,
+                     ablation_seeds=(0, 1), ablation_epochs=2)
 
 
 @pytest.fixture(scope="module")
@@ -87,7 +89,9 @@ def test_report_numbers_equal_the_run_logs(study):
 def test_second_invocation_resumes_without_redoing(study):
     plan, out, _ = study
     results = sorted(out.glob("**/result.json"))
-    assert len(results) == 2 + 2 * 2 + 3 * 2 + 1  # online, replay sac/cql, tiers, sweep weight 1 only
+    # online, replay sac/cql, tiers, sweep weight 1 only; the ablation: 3 online variants (corrected is the
+    # online group), 4 offline variants per agent (corrected is replay/sac and replay/cql)
+    assert len(results) == 2 + 2 * 2 + 3 * 2 + 1 + 3 * 2 + 4 * 2 * 2
     stamps = {p: p.stat().st_mtime_ns for p in results}
     run_study(plan, out, workers=2)
     assert {p: p.stat().st_mtime_ns for p in sorted(out.glob("**/result.json"))} == stamps
@@ -105,3 +109,37 @@ def test_plans():
     assert full.offline.offline_eval_episodes == 100 and len(full.online_seeds) == 4
     assert quick.online.max_episode_steps == full.online.max_episode_steps == 200
     assert 5.0 in quick.sweep_weights and 0.0 in quick.sweep_weights
+
+
+def test_the_ablation_runs_each_deviation_alone_and_all_together(study):
+    plan, out, report = study
+    groups = dict(json.loads((out / "study.json").read_text())["groups"])
+    # the corrected online variant is the study's own online config: its runs are reused, not rerun
+    assert groups["ablation/online/corrected"] == groups["online"]
+    assert groups["ablation/online/temperature_loss"] == ["ablation/online/temperature_loss/seed-0",
+                                                          "ablation/online/temperature_loss/seed-1"]
+    assert "ablation/online/epoch_sampler" not in groups  # the sampler exists offline only
+    for agent in ("sac", "cql"):
+        for variant in ("corrected", "temperature_loss", "truncation", "epoch_sampler", "all"):
+            assert len(groups[f"ablation/{agent}/{variant}"]) == 2
+    config = json.loads((out / "ablation" / "cql" / "all" / "seed-1" / "config.json").read_text())["config"]
+    assert config["notebook_temperature_loss"] and config["truncation_is_terminal"]
+    assert config["notebook_epoch_sampler"] and config["cql_weight"] == 5.0
+    numbers = json.loads((out / "report" / "numbers.json").read_text())
+    online = {r["variant"]: r for r in numbers["ablation"]["online"]}
+    assert list(online) == ["corrected", "temperature_loss", "truncation", "all"]
+    for variant in ("temperature_loss", "all"):  # the notebook's loss: alpha only decays
+        assert online[variant]["temperature"]["predicted"] == "decays"
+        assert online[variant]["alpha"] < 1.0
+    assert online["truncation"]["vs_corrected"]["final"]["name_b"] == "corrected"
+    text = report.read_text()
+    assert "## What the notebook's deviations cost" in text and "**Why α moved.**" in text
+    assert text.count("| variant | n | final IQM [95% CI]") == 3
+    assert "| ablation/" not in text  # the ablation's groups have their own tables, not the main one
+
+
+def test_notebook_presets_plan_the_ablation_and_default_does_not():
+    faithful = plan_study("notebook-faithful", quick=True)
+    assert faithful.ablation_seeds == (0, 1, 2) and faithful.ablation_epochs == 60
+    assert plan_study("notebook").ablation_seeds == (0, 1, 2, 3, 4)
+    assert plan_study("default", quick=True).ablation_seeds == ()

@@ -217,8 +217,15 @@ TEST = SACConfig(
 )
 """Tiny budgets for tests and smoke runs (learns nothing useful)."""
 
-NOTEBOOK_FAITHFUL = NOTEBOOK.replace(notebook_temperature_loss=True, notebook_epoch_sampler=True,
-                                     truncation_is_terminal=True)
+NOTEBOOK_DEVIATIONS: dict[str, dict[str, bool]] = {
+    "temperature_loss": {"notebook_temperature_loss": True},
+    "truncation": {"truncation_is_terminal": True},
+    "epoch_sampler": {"notebook_epoch_sampler": True},
+}
+"""Where the notebook departs from discrete SAC, by name: the config switches that put each deviation on
+(docs/presets.md).  The epoch sampler exists offline only."""
+
+NOTEBOOK_FAITHFUL = NOTEBOOK.replace(**{k: v for switches in NOTEBOOK_DEVIATIONS.values() for k, v in switches.items()})
 """The notebook's hyperparameters with all of its deviations switched on (docs/presets.md)."""
 
 PRESETS: dict[str, SACConfig] = {"default": DEFAULT, "notebook": NOTEBOOK, "notebook-faithful": NOTEBOOK_FAITHFUL,
@@ -233,4 +240,5 @@ def preset(name: str) -> SACConfig:
         raise SaclabError(f"unknown preset {name!r} (choose from {', '.join(PRESETS)})") from None
 
 
-__all__ = ["SACConfig", "PRESETS", "preset", "NOTEBOOK", "NOTEBOOK_FAITHFUL", "DEFAULT", "TEST", "NOTEBOOK_CQL_WEIGHT"]
+__all__ = ["SACConfig", "PRESETS", "preset", "NOTEBOOK", "NOTEBOOK_FAITHFUL", "DEFAULT", "TEST", "NOTEBOOK_CQL_WEIGHT",
+           "NOTEBOOK_DEVIATIONS"]

@@ -156,7 +156,9 @@ def summarize_group(runs: Sequence[str | os.PathLike], label: str = "", confiden
     for key in DIAGNOSTICS:
         row[key] = _mean([_last(e, key) for e in evaluations])
     row["overestimated_runs"] = sum(any(r.get("overestimated") is True for r in e) for e in evaluations)
-    row["alpha"] = _mean([_last(read_metrics(r), "alpha") for r, _ in finished])
+    metrics = [read_metrics(r) for r, _ in finished]
+    row["alpha"] = _mean([_last(m, "alpha") for m in metrics])
+    row["entropy"] = _mean([_last(m, "entropy") for m in metrics])
     return row
 
 

@@ -47,7 +47,8 @@ class ReportArgs:
 
 def cmd_study(argv: list[str]) -> int:
     from saclab.config import preset
-    from saclab.launch.study import plan_study, run_study
+    from saclab.launch.plan import plan_study
+    from saclab.launch.study import run_study
 
     args = parse(StudyArgs, argv, "saclab study")
     if args.workers < 0:

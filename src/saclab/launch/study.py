@@ -8,6 +8,9 @@
 3. offline SAC and CQL (the notebook's TRADEOFF_FACTOR, 5) on the replay
    datasets, and on each tier;
 4. a CQL-weight sweep on the replay datasets;
+   with a ``notebook`` preset, also the ablation of the notebook's deviations
+   (``launch.ablation``): online runs of each variant, and offline SAC and CQL
+   of each variant on the replay datasets;
 5. the report (``saclab.analysis.report``, which reads only the files written here).
 
 Every run is resumable and finished runs are skipped, so running the same
@@ -18,103 +21,30 @@ study again continues where it stopped.  The layout::
     STUDY/datasets/{expert,medium,random}.h5
     STUDY/offline/<dataset>/<sac|cql>/seed-N/
     STUDY/sweep/cql_weight=W/seed-N/     (points at offline/ runs where identical)
+    STUDY/ablation/{online,sac,cql}/<variant>/seed-N/   (notebook presets; reuses identical runs)
     STUDY/report/report.md, report.html, figures/
 """
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from saclab.config import NOTEBOOK, NOTEBOOK_CQL_WEIGHT, SACConfig, preset
+from saclab.config import NOTEBOOK_CQL_WEIGHT, SACConfig
 from saclab.errors import SaclabError
 from saclab.files import write_json
+from saclab.launch.ablation import variants
+from saclab.launch.estimate import estimate_seconds, seconds_per_update
 from saclab.launch.jobs import Job, JobOutcome
+from saclab.launch.plan import StudyPlan
 from saclab.launch.pool import run_jobs
 
 PLAN_FILE = "study.json"
 AGENTS = {"sac": 0.0, "cql": NOTEBOOK_CQL_WEIGHT}
-
-
-@dataclass(frozen=True)
-class StudyPlan:
-    """What a study runs (written to study.json; a rerun must match it)."""
-
-    preset: str
-    quick: bool
-    online: SACConfig
-    offline: SACConfig
-    online_seeds: tuple[int, ...]
-    offline_seeds: tuple[int, ...]
-    tiers: tuple[str, ...]
-    tier_episodes: int
-    tier_seeds: tuple[int, ...]
-    tier_epochs: int
-    sweep_weights: tuple[float, ...]
-    sweep_seeds: tuple[int, ...]
-    sweep_epochs: int
-
-    @property
-    def env(self) -> str:
-        return self.online.env
-
-    def to_dict(self) -> dict[str, Any]:
-        d = dataclasses.asdict(self)
-        d["online"], d["offline"] = self.online.to_dict(), self.offline.to_dict()
-        d["env"] = self.env
-        return json.loads(json.dumps(d))  # tuples -> lists, as stored
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> StudyPlan:
-        """The plan in a ``study.json`` (the run groups and datasets recorded beside it are ignored)."""
-        fields = {f.name for f in dataclasses.fields(cls)}
-        d = {k: v for k, v in d.items() if k in fields}
-        d["online"], d["offline"] = SACConfig.from_dict(d["online"]), SACConfig.from_dict(d["offline"])
-        for k in ("online_seeds", "offline_seeds", "tiers", "tier_seeds", "sweep_weights", "sweep_seeds"):
-            d[k] = tuple(d[k])
-        return cls(**d)
-
-
-def episode_cap(preset_name: str, env: str) -> int:
-    """The study's episode cap: the notebook's STEPS_PER_EPISODE (200) on the notebook's own env
-    (whatever the preset, so that study's numbers stay the notebook's) and under the ``notebook``
-    preset; on another env, its registered limit (Acrobot-v1 500, LunarLander-v3 1000), or the
-    preset's cap if it has none."""
-    if preset_name.startswith("notebook") or env == NOTEBOOK.env:
-        return NOTEBOOK.max_episode_steps
-    from saclab.envs.make import registered_episode_limit
-
-    return registered_episode_limit(env) or preset(preset_name).max_episode_steps
-
-
-def plan_study(preset_name: str = "default", quick: bool = False, env: str | None = None) -> StudyPlan:
-    """The study for a preset on ``env`` (default: the preset's env, CartPole-v1).  Full size follows
-    the notebook (4 online runs of 1000 episodes, 200 offline epochs with 100 evaluation episodes);
-    ``quick`` keeps every phase but shrinks budgets to a few minutes on a 2-core CPU (on CartPole)."""
-    base = preset(preset_name)
-    env = env or base.env
-    protocol = dict(env=env, max_episode_steps=episode_cap(preset_name, env), eval_every_episodes=4,
-                    eval_episodes=10)
-    if quick:
-        online = base.replace(**protocol, total_steps=8_000, total_episodes=0, checkpoint_every_steps=4_000)
-        offline = base.replace(**protocol, cql_weight=0.0, epochs=60, offline_eval_episodes=20)
-        return StudyPlan(preset_name, True, online, offline, online_seeds=(0, 1, 2), offline_seeds=(0, 1, 2),
-                         tiers=("expert", "medium", "random"), tier_episodes=40, tier_seeds=(0,), tier_epochs=60,
-                         sweep_weights=(0.0, 0.5, 1.0, 5.0, 10.0, 50.0), sweep_seeds=(0, 1), sweep_epochs=60)
-    online = base.replace(**protocol, total_episodes=1000, total_steps=0)
-    offline = base.replace(**protocol, cql_weight=0.0, epochs=200, offline_eval_episodes=100)
-    # As the notebook, one offline agent of each kind for 200 epochs (over a ~200k-transition buffer,
-    # the study's largest cost); the sweep runs two seeds of 25 epochs and the tiers 20 epochs, so the
-    # whole study stays within an hour of one core's compute (bench/study_time.py).
-    return StudyPlan(preset_name, False, online, offline, online_seeds=(0, 1, 2, 3), offline_seeds=(0,),
-                     tiers=("expert", "medium", "random"), tier_episodes=100, tier_seeds=(0,), tier_epochs=20,
-                     sweep_weights=(0.0, 0.5, 1.0, 5.0, 10.0, 50.0), sweep_seeds=(0, 1), sweep_epochs=25)
 
 
 # ---------------------------------------------------------------------------------------
@@ -122,6 +52,22 @@ def plan_study(preset_name: str = "default", quick: bool = False, env: str | Non
 # ---------------------------------------------------------------------------------------
 def online_jobs(plan: StudyPlan, out: Path) -> list[Job]:
     return [Job("online", plan.online, s, str(out / "online" / f"seed-{s}")) for s in plan.online_seeds]
+
+
+def ablation_online_jobs(plan: StudyPlan, out: Path) -> tuple[list[Job], dict[str, list[str]]]:
+    """The ablation's online runs that the main online group does not already hold, and its run groups
+    (``ablation/online/<variant>``; a variant equal to the plan's online config reuses those runs)."""
+    main = {(job.config, job.seed): job.run_dir for job in online_jobs(plan, out)}
+    jobs: list[Job] = []
+    groups: dict[str, list[str]] = {}
+    for variant, config in (variants(plan.online, online=True) if plan.ablation_seeds else {}).items():
+        for s in plan.ablation_seeds:
+            run_dir = main.get((config, s))
+            if run_dir is None:
+                run_dir = str(out / "ablation" / "online" / variant / f"seed-{s}")
+                jobs.append(Job("online", config, s, run_dir, tags={"group": f"ablation/online/{variant}"}))
+            groups.setdefault(f"ablation/online/{variant}", []).append(run_dir)
+    return jobs, groups
 
 
 def replay_dataset(plan: StudyPlan, out: Path, seed: int) -> Path:
@@ -138,7 +84,7 @@ def offline_jobs(plan: StudyPlan, out: Path) -> tuple[list[Job], dict[str, list[
     """All offline runs (deduplicated) and the run groups the report compares.
 
     Group names: ``replay/sac``, ``replay/cql``, ``<tier>/sac``, ``<tier>/cql``,
-    ``sweep/<weight>``.
+    ``sweep/<weight>``, and with an ablation ``ablation/<sac|cql>/<variant>`` (on the replay datasets).
     """
     jobs: dict[tuple, Job] = {}
     groups: dict[str, list[str]] = {}
@@ -164,52 +110,13 @@ def offline_jobs(plan: StudyPlan, out: Path) -> tuple[list[Job], dict[str, list[
         for s in plan.sweep_seeds:
             add(f"sweep/{weight:g}", config, s, replay_dataset(plan, out, s),
                 out / "sweep" / f"cql_weight={weight:g}" / f"seed-{s}")
+    for variant, base in (variants(plan.offline, online=False) if plan.ablation_seeds else {}).items():
+        for agent, weight in AGENTS.items():
+            config = base.replace(cql_weight=weight, epochs=plan.ablation_epochs)
+            for s in plan.ablation_seeds:
+                add(f"ablation/{agent}/{variant}", config, s, replay_dataset(plan, out, s),
+                    out / "ablation" / agent / variant / f"seed-{s}")
     return list(jobs.values()), groups
-
-
-# ---------------------------------------------------------------------------------------
-# Time estimate
-# ---------------------------------------------------------------------------------------
-def seconds_per_update(config: SACConfig) -> float:
-    """Measured cost of one update of ``config`` on this machine (a short scanned run)."""
-    import jax
-    import numpy as np
-
-    from saclab.core.agent import Learner, init_state, update_epoch
-    from saclab.core.types import batch_from_numpy
-    from saclab.envs.make import env_spec
-
-    learner = Learner.from_config(config, env_spec(config.env))
-    r = np.random.default_rng(0)
-    n, b, u = 4096, config.batch_size, 100
-    data = jax.device_put(batch_from_numpy(r.normal(size=(n, learner.obs_dim)),
-                                           r.integers(0, learner.num_actions, n), np.ones(n),
-                                           r.normal(size=(n, learner.obs_dim)), np.zeros(n)))
-    idx = jax.device_put(r.integers(0, n, (u, b)).astype(np.int32))
-    for _ in range(2):  # the first call compiles
-        state = init_state(learner, jax.random.PRNGKey(0))
-        jax.block_until_ready(state)
-        start = time.perf_counter()
-        jax.block_until_ready(update_epoch(learner, state, data, idx)[1])
-    return (time.perf_counter() - start) / u
-
-
-def estimate_seconds(plan: StudyPlan, per_update: float) -> float:
-    """Compute time of the whole study on one core, an upper bound: every online episode at the
-    cap, offline data as large as the replay.  Parallel workers divide it by the machine's real
-    parallel speed-up, which can be far below the number of logical CPUs (bench/scaling.py)."""
-    c = plan.online
-    steps = c.total_steps or c.total_episodes * c.max_episode_steps
-    online = len(plan.online_seeds) * steps * per_update * 1.3  # env, sampling and dispatch overhead
-    eval_seconds = 0.0003 * c.max_episode_steps  # one batched evaluation, generous
-
-    def offline(epochs: int, runs: int, transitions: int) -> float:
-        return runs * epochs * ((transitions // plan.offline.batch_size) * per_update + eval_seconds)
-
-    tier_size = plan.tier_episodes * c.max_episode_steps
-    return (online + offline(plan.offline.epochs, 2 * len(plan.offline_seeds), steps)
-            + offline(plan.tier_epochs, 2 * len(plan.tiers) * len(plan.tier_seeds), tier_size)
-            + offline(plan.sweep_epochs, len(plan.sweep_weights) * len(plan.sweep_seeds), steps))
 
 
 # ---------------------------------------------------------------------------------------
@@ -243,7 +150,8 @@ def study_record(plan: StudyPlan, out: Path) -> dict[str, Any]:
     is (paths relative to ``out``): all the report needs to find the runs without this module."""
     _, offline_groups = offline_jobs(plan, out)
     groups = {"online": [_relative(j.run_dir, out) for j in online_jobs(plan, out)]}
-    groups.update({name: [_relative(r, out) for r in runs] for name, runs in offline_groups.items()})
+    for name, runs in [*offline_groups.items(), *ablation_online_jobs(plan, out)[1].items()]:
+        groups[name] = [_relative(r, out) for r in runs]
     datasets = {f"replay seed {s}": _relative(replay_dataset(plan, out, i), out)
                 for i, s in enumerate(plan.online_seeds)}
     datasets.update({tier: _relative(tier_dataset(out, tier), out) for tier in plan.tiers})
@@ -291,7 +199,10 @@ def run_study(plan: StudyPlan, out: str | Path, backend: str = "local", workers:
     started = time.perf_counter()
 
     jobs = online_jobs(plan, out)
-    _log(f"phase 1/4: online SAC, {len(jobs)} seeds")
+    ablation = ablation_online_jobs(plan, out)[0]
+    _log(f"phase 1/4: online SAC, {len(jobs)} seeds" + (f", and {len(ablation)} runs of the ablation's variants"
+                                                        if ablation else ""))
+    jobs += ablation
     _require_all(run_jobs(jobs, backend, workers, address, on_done=_progress(len(jobs), "online")), "online")
 
     _log("phase 2/4: datasets (replay buffers; expert, medium and random tiers)")
