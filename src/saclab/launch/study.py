@@ -57,7 +57,8 @@ def online_jobs(plan: StudyPlan, out: Path) -> list[Job]:
 def ablation_online_jobs(plan: StudyPlan, out: Path) -> tuple[list[Job], dict[str, list[str]]]:
     """The ablation's online runs that the main online group does not already hold, and its run groups
     (``ablation/online/<variant>``; a variant equal to the plan's online config reuses those runs)."""
-    main = {(job.config, job.seed): job.run_dir for job in online_jobs(plan, out)}
+    # The epoch sampler is offline-only: online runs that differ in it alone are the same run.
+    main = {(job.config.replace(notebook_epoch_sampler=False), job.seed): job.run_dir for job in online_jobs(plan, out)}
     jobs: list[Job] = []
     groups: dict[str, list[str]] = {}
     for variant, config in (variants(plan.online, online=True) if plan.ablation_seeds else {}).items():
