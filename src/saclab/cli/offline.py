@@ -99,12 +99,19 @@ class ExportArgs:
 
 @dataclass
 class ImportArgs:
-    """Import a local Minari dataset (Discrete actions, flat Box observations) as a saclab dataset."""
+    """Import your own logs (.csv, .npz, .parquet; docs/own-logs.md) or a local Minari dataset as a saclab dataset."""
 
     source: Annotated[str, tyro.conf.Positional]
-    """Minari dataset id (looked up under --root) or a Minari dataset directory."""
+    """A log file (.csv, .npz, .parquet), a Minari dataset id (looked up under --root) or a Minari directory."""
     out: Path | None = None
     """Output dataset file (.h5); never overwritten unless --force."""
+    columns: str = ""
+    """Logs: your column names, ROLE=NAME,... (roles: action, reward, terminated, truncated, episode, observation,
+    obs_ (the prefix of obs_0, obs_1, ...), obs_K)."""
+    num_actions: int = 0
+    """Logs: size of the action space (0 = the largest logged action + 1)."""
+    reward_scale: float = 1.0
+    """Logs: stored with the dataset; offline training multiplies the rewards by it."""
     root: Path | None = None
     """Minari datasets directory (default $MINARI_DATASETS_PATH or ~/.minari/datasets)."""
     force: bool = False
@@ -242,7 +249,8 @@ def cmd_collect(argv: list[str]) -> int:
 # saclab dataset info | export | import
 # ---------------------------------------------------------------------------------------
 DATASET_USAGE = ("usage: saclab dataset info FILE | export FILE --id ID [--root DIR] | "
-                 "import ID_OR_DIR --out FILE [--root DIR]")
+                 "import LOGS.csv|.npz|.parquet --out FILE [--columns ROLE=NAME,...] [--num-actions N] "
+                 "[--reward-scale X] | import MINARI_ID_OR_DIR --out FILE [--root DIR]")
 
 
 def cmd_dataset(argv: list[str]) -> int:
@@ -282,15 +290,32 @@ def _dataset_export(argv: list[str]) -> int:
 
 
 def _dataset_import(argv: list[str]) -> int:
-    from saclab.data.minari_io import import_minari
+    from saclab.data.tables import table_format
 
     args = parse(ImportArgs, argv, "saclab dataset import")
     out = _new_output(args.out, args.force)
-    dataset = import_minari(args.source, args.root)
+    if table_format(args.source) is not None:
+        from saclab.data.logs import import_logs, parse_columns
+
+        dataset = import_logs(args.source, parse_columns(args.columns), args.num_actions, args.reward_scale)
+    else:
+        from saclab.data.minari_io import import_minari
+
+        given = [flag for flag in ("--columns", "--num-actions", "--reward-scale") if _flag_given(argv, flag)]
+        if given:
+            raise SaclabError(f"{given[0]} is for log files (.csv, .npz, .parquet), not Minari datasets")
+        dataset = import_minari(args.source, args.root)
     dataset.save(out)
     info = dataset.info()
+    extra = {key: dataset.metadata[key] for key in ("rows", "rows_dropped", "num_actions", "num_actions_from",
+                                                     "reward_scale") if key in dataset.metadata}
     print_json({"dataset": str(out), "source": args.source, "transitions": info["transitions"],
-            "episodes": info["episodes"], "env_id": dataset.env_id or None})
+                "episodes": info["episodes"], "obs_dim": info["obs_dim"], **extra,
+                "env_id": dataset.env_id or None})
+    if dataset.metadata.get("rows_dropped"):
+        print(f"saclab dataset import: {dataset.metadata['rows_dropped']} episode-final row(s) without "
+              "'terminated' were dropped: the state after their action is not in the log (docs/own-logs.md)",
+              file=sys.stderr)
     return 0
 
 
