@@ -54,11 +54,11 @@ class RunLog:
     def _truncate(self, step: int) -> None:
         """Keep the rows up to the checkpoint's ``step``; a torn last line (the process died while
         appending it) is dropped by the readers, and so from the rewritten files."""
-        rows = [r for r in read_evaluations(self.dir) if r["step"] <= step]
+        rows = [r for r in read_evaluations(self.dir) if r.get("step", 0) <= step]
         _write_csv(self.dir / EVAL_FILE, rows)
         path = self.dir / METRICS_FILE
         if path.exists():
-            kept = [row for row in read_metrics(self.dir) if row["step"] <= step]
+            kept = [row for row in read_metrics(self.dir) if row.get("step", 0) <= step]
             write_text(path, "".join(json.dumps(row) + "\n" for row in kept))
 
     def log_eval(self, row: dict[str, Any]) -> None:
@@ -135,7 +135,7 @@ def _is_number(value: Any) -> bool:
 
 def read_evaluations(run_dir: str | os.PathLike) -> list[dict[str, Any]]:
     """The rows of a run's evaluations.csv, numbers parsed (a torn last row dropped); a row
-    without a numeric ``step`` and ``return_mean`` is a one-line error."""
+    without a numeric ``return_mean``, or with a ``step`` that is not an integer, is a one-line error."""
     path = Path(run_dir) / EVAL_FILE
     if not path.exists():
         return []
@@ -148,15 +148,15 @@ def read_evaluations(run_dir: str | os.PathLike) -> list[dict[str, Any]]:
         if None in row or None in row.values():  # a row with more or fewer fields than the header
             raise SaclabError(f"malformed {path}: line {i} has {len(row) - (None in row)} fields, not as the header")
         parsed = {k: _number(v) for k, v in row.items()}
-        if not (isinstance(parsed.get("step"), int) and _is_number(parsed.get("return_mean"))):
-            raise SaclabError(f"malformed {path}: line {i} lacks a numeric step and return_mean")
+        if not _is_number(parsed.get("return_mean")) or not isinstance(parsed.get("step", 0), int):
+            raise SaclabError(f"malformed {path}: line {i} needs a numeric return_mean (and an integer step)")
         rows.append(parsed)
     return rows
 
 
 def read_metrics(run_dir: str | os.PathLike) -> list[dict[str, Any]]:
     """The rows of a run's metrics.jsonl (a torn last line dropped); a line that is not a JSON
-    object with an integer ``step`` is a one-line error."""
+    object, or whose ``step`` is not an integer, is a one-line error."""
     path = Path(run_dir) / METRICS_FILE
     if not path.exists():
         return []
@@ -172,8 +172,9 @@ def read_metrics(run_dir: str | os.PathLike) -> list[dict[str, Any]]:
             row = json.loads(line)
         except json.JSONDecodeError:
             raise SaclabError(f"malformed {path}: line {i} is not JSON") from None
-        if not (isinstance(row, dict) and isinstance(row.get("step"), int) and not isinstance(row["step"], bool)):
-            raise SaclabError(f"malformed {path}: line {i} is not an object with an integer step")
+        step = row.get("step", 0) if isinstance(row, dict) else None
+        if not (isinstance(step, int) and not isinstance(step, bool)):
+            raise SaclabError(f"malformed {path}: line {i} is not an object (with an integer step)")
         rows.append(row)
     return rows
 
