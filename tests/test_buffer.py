@@ -115,3 +115,24 @@ def test_prioritised_new_transitions_get_max_priority():
     b.update_priorities(np.array([0, 1]), np.array([5.0, 0.5]))
     fill(b, 1, start=2)
     assert b.tree.get(np.array([2]))[0] == pytest.approx(5.0, rel=1e-5)
+
+
+def test_a_saved_buffer_with_a_wrong_shape_is_refused_in_one_line(tmp_path):
+    import json
+
+    from safetensors.numpy import load_file, save_file
+
+    b = ReplayBuffer(obs_dim=3, capacity=10)
+    fill(b, 6)
+    b.save(tmp_path / "buffer.safetensors")
+    tensors = load_file(str(tmp_path / "buffer.safetensors"))
+    meta = {"capacity": 10, "head": 6, "size": 6, "obs_dim": 3, "prioritized": False, "max_priority": 1.0}
+    tensors["rewards"] = tensors["rewards"][:4]  # fewer rewards than the size says
+    save_file(tensors, str(tmp_path / "bad.safetensors"), metadata={"saclab_buffer": json.dumps(meta)})
+    with pytest.raises(SaclabError, match="rewards is missing or has the wrong shape"):
+        ReplayBuffer(obs_dim=3, capacity=10).load(tmp_path / "bad.safetensors")
+    meta["size"] = 11  # more than the capacity
+    save_file(load_file(str(tmp_path / "buffer.safetensors")), str(tmp_path / "bad.safetensors"),
+              metadata={"saclab_buffer": json.dumps(meta)})
+    with pytest.raises(SaclabError, match="bad size"):
+        ReplayBuffer(obs_dim=3, capacity=10).load(tmp_path / "bad.safetensors")

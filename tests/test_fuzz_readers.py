@@ -108,6 +108,19 @@ def test_study_json(tmp_path, value, groups):
             assert all(str(r).startswith(str(out)) for runs in study.groups.values() for r in runs)
 
 
+@FUZZ
+@given(value=json_values, field=st.sampled_from(["quick", "online", "tier_seeds", "sweep_weights", "tier_epochs",
+                                                 "ablation_seeds", "preset"]))
+def test_study_plan(tmp_path, value, field):
+    from saclab.launch.plan import plan_study
+    from saclab.launch.study import load_plan
+
+    out = fresh(tmp_path, "plan")
+    for content in (value, {**plan_study("notebook", quick=True).to_dict(), field: value}):
+        (out / "study.json").write_text(json.dumps(content))
+        only_saclab_errors(load_plan, out)
+
+
 def valid_meta() -> dict:
     state = np.random.default_rng(0).bit_generator.state
     return {"kind": "offline", "seed": 0, "config": TEST.to_dict(), "rng": state,

@@ -226,6 +226,28 @@ def test_ray_backend_without_ray_refuses_before_writing(capsys, tmp_path, monkey
     assert not (tmp_path / "s").exists()
 
 
+def test_study_with_ray_backend_without_ray_refuses_before_writing(capsys, tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "ray", None)
+    code, _, err = run(capsys, "study", "--quick", "--backend", "ray", "--out", tmp_path / "s")
+    assert_one_line_error(code, err, "pip install")
+    assert not (tmp_path / "s").exists()
+
+
+def test_a_study_directory_in_use_is_refused(capsys, tmp_path):
+    from saclab.launch.plan import plan_study
+    from saclab.launch.study import write_plan
+
+    write_plan(plan_study("default", quick=True), tmp_path / "s")
+    child = hold_lock_in_child(tmp_path / "s")  # as if another `saclab study` ran there
+    try:
+        for command in (["report", tmp_path / "s"], ["study", "--quick", "--out", tmp_path / "s"]):
+            code, _, err = run(capsys, *command)
+            assert_one_line_error(code, err, "in use", str(child.pid))
+    finally:
+        child.kill()
+        child.wait()
+
+
 def test_local_ray_instance_binds_to_localhost(monkeypatch):
     from saclab.launch import ray_backend
 

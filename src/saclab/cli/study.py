@@ -9,8 +9,9 @@ from typing import Annotated, Literal
 
 import tyro
 
-from saclab.cli.common import parse
+from saclab.cli.common import check_output_dir, parse
 from saclab.errors import SaclabError
+from saclab.locks import directory_lock
 
 
 @dataclass
@@ -56,8 +57,14 @@ def cmd_study(argv: list[str]) -> int:
     plan = plan_study(args.preset, args.quick, args.env)
     env = "" if plan.env == preset(args.preset).env else "-" + plan.env.replace("/", "_").replace(":", "_")
     out = args.out or Path("runs") / f"study-{args.preset}{env}{'-quick' if args.quick else ''}"
+    if args.backend == "ray":
+        from saclab.launch.ray_backend import import_ray
+
+        import_ray()  # refuse before study.json or the speed measurement
+    check_output_dir(out)
     started = time.perf_counter()
-    report = run_study(plan, out, args.backend, args.workers or None, args.address)
+    with directory_lock(out, "study"):
+        report = run_study(plan, out, args.backend, args.workers or None, args.address)
     print(f"report: {report} and {report.with_suffix('.html')} ({(time.perf_counter() - started) / 60:.1f} min)")
     return 0
 
@@ -67,6 +74,8 @@ def cmd_report(argv: list[str]) -> int:
     from saclab.launch.study import load_plan, write_plan
 
     args = parse(ReportArgs, argv, "saclab report")
-    write_plan(load_plan(args.study), args.study)  # records the run groups in a study.json from an older saclab
-    print(write_report(args.study))
+    plan = load_plan(args.study)
+    with directory_lock(args.study, "study"):
+        write_plan(plan, args.study)  # records the run groups in a study.json from an older saclab
+        print(write_report(args.study))
     return 0

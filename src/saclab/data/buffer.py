@@ -174,14 +174,22 @@ class ReplayBuffer:
             raise SaclabError(f"replay buffer file not found: {path}") from None
         except Exception as e:  # noqa: BLE001 - any parse failure is a corrupt file
             raise SaclabError(f"corrupt replay buffer file {path}: {e}") from None
-        if meta["obs_dim"] != self.obs_dim or meta["capacity"] != self.capacity:
+        if meta.get("obs_dim") != self.obs_dim or meta.get("capacity") != self.capacity:
             raise SaclabError(
-                f"replay buffer {path} has obs_dim={meta['obs_dim']}, capacity={meta['capacity']}; "
+                f"replay buffer {path} has obs_dim={meta.get('obs_dim')}, capacity={meta.get('capacity')}; "
                 f"expected obs_dim={self.obs_dim}, capacity={self.capacity}"
             )
-        n = meta["size"]
+        n, head = meta.get("size"), meta.get("head")
+        if not (isinstance(n, int) and isinstance(head, int) and 0 <= n <= self.capacity and 0 <= head < self.capacity
+                and isinstance(meta.get("max_priority"), (int, float))):
+            raise SaclabError(f"corrupt replay buffer file {path}: bad size, head or max_priority")
         for name, array in zip(Transition._fields, self.storage, strict=True):
-            array[:n] = tensors[name] if name in tensors else tensors[_OLD_NAMES[name]]
+            saved = tensors.get(name, tensors.get(_OLD_NAMES[name]))
+            if saved is None or saved.shape != (n, *array.shape[1:]):
+                raise SaclabError(f"corrupt replay buffer file {path}: {name} is missing or has the wrong shape")
+            array[:n] = saved
+        if self.tree is not None and "priorities" in tensors and tensors["priorities"].shape != (n,):
+            raise SaclabError(f"corrupt replay buffer file {path}: priorities have the wrong shape")
         self.size, self.head = n, meta["head"]
         self.max_priority = meta["max_priority"]
         if self.tree is not None and "priorities" in tensors:

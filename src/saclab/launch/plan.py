@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from dataclasses import dataclass
 from typing import Any
 
 from saclab.config import NOTEBOOK, SACConfig, preset
+from saclab.errors import SaclabError
+from saclab.runs.schema import config_from_json
 
 
 @dataclass(frozen=True)
@@ -46,16 +49,45 @@ class StudyPlan:
         return json.loads(json.dumps(d))  # tuples -> lists, as stored
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> StudyPlan:
-        """The plan in a ``study.json`` (the run groups and datasets recorded beside it are ignored)."""
-        fields = {f.name for f in dataclasses.fields(cls)}
+    def from_dict(cls, d: Any, source: str = "study.json") -> StudyPlan:
+        """The plan in a ``study.json`` (the run groups and datasets recorded beside it are ignored);
+        every field is checked, and anything malformed is a one-line error naming ``source``."""
+        if not isinstance(d, dict):
+            raise SaclabError(f"{source}: not a JSON object")
+        fields = {f.name: f for f in dataclasses.fields(cls)}
+        missing = [name for name, f in fields.items() if name not in d and f.default is dataclasses.MISSING]
+        if missing:
+            raise SaclabError(f"{source}: missing field(s) {', '.join(missing)}")
         d = {k: v for k, v in d.items() if k in fields}
-        d["online"], d["offline"] = SACConfig.from_dict(d["online"]), SACConfig.from_dict(d["offline"])
-        for k in ("online_seeds", "offline_seeds", "tiers", "tier_seeds", "sweep_weights", "sweep_seeds",
-                  "ablation_seeds"):
-            if k in d:  # studies written before the ablation have none
-                d[k] = tuple(d[k])
+        if not isinstance(d["preset"], str) or not isinstance(d["quick"], bool):
+            raise SaclabError(f"{source}: preset must be a string and quick true or false")
+        d["online"] = config_from_json(d["online"], f"{source} (online)")
+        d["offline"] = config_from_json(d["offline"], f"{source} (offline)")
+        for name in ("tier_episodes", "tier_epochs", "sweep_epochs", "ablation_epochs"):
+            if name in d and not (isinstance(d[name], int) and not isinstance(d[name], bool) and d[name] >= 0):
+                raise SaclabError(f"{source}: {name} must be a non-negative integer, got {str(d[name])[:40]}")
+        for name, kind in _LISTS.items():
+            if name not in d:  # studies written before the ablation have none
+                continue
+            values = d[name]
+            if not isinstance(values, list) or not all(_is(v, kind) for v in values):
+                raise SaclabError(f"{source}: {name} must be a list of {kind.__name__}s, got {str(values)[:60]}")
+            d[name] = tuple(values)
         return cls(**d)
+
+
+_LISTS = {"online_seeds": int, "offline_seeds": int, "tiers": str, "tier_seeds": int, "sweep_weights": float,
+          "sweep_seeds": int, "ablation_seeds": int}
+
+
+def _is(value: Any, kind: type) -> bool:
+    if isinstance(value, bool):
+        return False
+    if kind is float:
+        return isinstance(value, (int, float)) and math.isfinite(value)
+    if kind is int:
+        return isinstance(value, int) and 0 <= value < 2**31
+    return isinstance(value, kind) and bool(value)
 
 
 def episode_cap(preset_name: str, env: str) -> int:

@@ -165,7 +165,13 @@ def load_plan(out: str | Path) -> StudyPlan:
     path = Path(out) / PLAN_FILE
     if not path.is_file():
         raise SaclabError(f"{out} is not a study directory (no {PLAN_FILE})")
-    return StudyPlan.from_dict(json.loads(path.read_text()))
+    try:
+        data = json.loads(path.read_text())
+    except OSError as e:
+        raise SaclabError(f"cannot read {path}: {e.strerror or e}") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise SaclabError(f"corrupt {path}: {e}") from None
+    return StudyPlan.from_dict(data, str(path))
 
 
 def write_plan(plan: StudyPlan, out: str | Path) -> Path:

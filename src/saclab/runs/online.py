@@ -34,6 +34,7 @@ from saclab.envs.evaluate import Evaluator
 from saclab.envs.make import episode_cap, make_env, rng_state, set_rng_state
 from saclab.errors import SaclabError
 from saclab.files import write_json
+from saclab.locks import directory_lock
 from saclab.runs.checkpoint import BUFFER_FILE, find_checkpoint, load_meta, load_state, save_checkpoint
 from saclab.runs.diagnostics import RunawayWatch, final_diagnostics
 from saclab.runs.offline_records import warn
@@ -74,9 +75,18 @@ def train_online(
         tensorboard: also write TensorBoard events.
         save_replay: write the replay buffer as an offline dataset (``replay.h5``) at the end.
         on_episode_end: called with the episode's bookkeeping after each episode.
+
+    The run directory is locked while the run trains: a second writer is refused (``saclab.locks``).
     """
-    enable_compilation_cache()
     run_dir = Path(run_dir) if run_dir is not None else default_run_dir("online", config, seed)
+    with directory_lock(run_dir):
+        return _train_online(config, seed, run_dir, resume, progress, tensorboard, save_replay, on_episode_end)
+
+
+def _train_online(config: SACConfig, seed: int, run_dir: Path, resume: bool, progress: bool | None,
+                  tensorboard: bool, save_replay: bool,
+                  on_episode_end: Callable[[dict[str, Any]], None] | None) -> RunResult:
+    enable_compilation_cache()
     cap = episode_cap(config.env, config.max_episode_steps)
     env, spec = make_env(config.env, cap)
     learner = Learner.from_config(config, spec)
