@@ -24,7 +24,7 @@ class SACConfig:
     """Discrete Soft Actor-Critic (online, offline and CQL)."""
 
     env: str = "CartPole-v1"
-    """Gymnasium environment id (Discrete actions, flat Box observations)."""
+    """Gymnasium environment id (Discrete actions, flat Box observations); "" = none (offline, no evaluation)."""
 
     # --- networks and optimisation -------------------------------------------------
     hidden_sizes: tuple[int, ...] = (128, 128)
@@ -98,6 +98,10 @@ class SACConfig:
     """Offline: greedy evaluation episodes after each epoch."""
     notebook_epoch_sampler: bool = False
     """Reproduce the notebook's offline sampler (a permutation of the whole capacity: reads empty slots)."""
+    algo: str = "sac"
+    """Offline: sac (SAC; CQL-SAC with cql_weight > 0) or bc (behaviour cloning: the actor fits the logged actions)."""
+    validation_fraction: float = -1.0
+    """Offline: share of the episodes held out for the offline metrics (seeded split); -1 = 0.1 with no env, else 0."""
 
     def __post_init__(self) -> None:
         validate(self)
@@ -131,7 +135,7 @@ def _check(ok: bool, message: str) -> None:
 
 def validate(c: SACConfig) -> None:
     """Refuse values that cannot train, with one line naming the field."""
-    _check(isinstance(c.env, str) and c.env != "", "env must be a non-empty Gymnasium id")
+    _check(isinstance(c.env, str), "env must be a Gymnasium id, or '' for an offline run without a simulator")
     _check(len(c.hidden_sizes) >= 1 and all(h >= 1 for h in c.hidden_sizes),
            f"hidden_sizes must be one or more positive widths, got {c.hidden_sizes}")
     for name in ("actor_lr", "critic_lr", "alpha_lr"):
@@ -165,6 +169,9 @@ def validate(c: SACConfig) -> None:
     _check(c.epochs >= 1, f"epochs must be >= 1, got {c.epochs}")
     _check(c.offline_eval_episodes >= 1,
            f"offline_eval_episodes must be >= 1, got {c.offline_eval_episodes}")
+    _check(c.algo in ("sac", "bc"), f"algo must be sac or bc, got {c.algo!r}")
+    _check(c.validation_fraction == -1.0 or 0.0 <= c.validation_fraction < 1.0,
+           f"validation_fraction must be in [0, 1) (or -1: 0.1 without an env, else 0), got {c.validation_fraction}")
 
 
 # ---------------------------------------------------------------------------------------

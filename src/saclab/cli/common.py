@@ -129,8 +129,13 @@ def report_outcome(outcome) -> None:
         s = outcome.summary
         values = (f", alpha {s['final_alpha']:.3g}, Q {s['final_q_data']:.1f} (bound {s['final_q_bound']:.1f})"
                   if s.get("final_alpha") is not None else "")
-        print(f"  done  {job.run_dir}: final {s['final_return']:.1f}, best {s['best_return']:.1f}{values}",
-              file=sys.stderr)
+        if "final_return" in s:
+            print(f"  done  {job.run_dir}: final {s['final_return']:.1f}, best {s['best_return']:.1f}{values}",
+                  file=sys.stderr)
+        else:  # an offline run without a simulator
+            from saclab.runs.offline_records import describe
+
+            print(f"  done  {job.run_dir}: {describe(s)}", file=sys.stderr)
     else:
         print(f"  FAIL  {job.run_dir}: {outcome.error}", file=sys.stderr)
 
@@ -141,11 +146,29 @@ def plot_default(out: Path) -> None:
         from saclab.analysis.plots import plot_curves
         from saclab.analysis.runfiles import seed_dirs
 
+        if not have_returns(seed_dirs(out)):
+            print(f"saclab: no return curve: {NO_RETURNS}", file=sys.stderr)
+            return
         x = default_x(out)
         path = plot_curves({out.name: seed_dirs(out)}, out / "curve.png", x=x)
         print(f"saclab: curve -> {path}", file=sys.stderr)
     except SaclabError:
         pass
+
+
+NO_RETURNS = ("trained without a simulator (the held-out metrics td_error, initial_value, action_agreement, ... "
+              "are in evaluations.csv and result.json)")
+
+
+def have_returns(run_dirs: list[Path]) -> bool:
+    """Whether any of these runs logged evaluation returns (an offline run without a simulator has none)."""
+    from saclab.runs.runlog import read_evaluations
+
+    for run in run_dirs:
+        rows = read_evaluations(run)
+        if rows and "return_mean" in rows[0]:
+            return True
+    return False
 
 
 def default_x(run: Path) -> str:
@@ -155,4 +178,5 @@ def default_x(run: Path) -> str:
 
 
 __all__ = ["PresetName", "RunArgs", "parse", "check_output_dir", "check_output_file", "with_preset",
-           "preset_from_argv", "print_json", "run_seeds", "report_outcome", "plot_default", "default_x"]
+           "preset_from_argv", "print_json", "run_seeds", "report_outcome", "plot_default", "default_x",
+           "have_returns", "NO_RETURNS"]

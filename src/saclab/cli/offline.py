@@ -38,7 +38,9 @@ if TYPE_CHECKING:
 # ---------------------------------------------------------------------------------------
 @dataclass(kw_only=True)
 class OfflineArgs(RunArgs):
-    """Train discrete SAC offline on a dataset (CQL-SAC with --cql-weight > 0); one run per seed."""
+    """Train discrete SAC offline on a dataset (CQL-SAC with --cql-weight > 0, behaviour cloning with --algo bc);
+    one run per seed.  --env defaults to the dataset's env; a dataset without one (your own logs) trains without a
+    simulator (as does --env ''): held-out metrics instead of evaluation episodes (docs/own-logs.md)."""
 
     config: SACConfig
     dataset: Path | None = None
@@ -144,6 +146,7 @@ def cmd_offline(argv: list[str]) -> int:
     from saclab.envs.make import check_env_id_from_file
     from saclab.locks import directory_lock
     from saclab.runs.epochs import check_dataset
+    from saclab.runs.held_out import validation_fraction
     from saclab.runs.preflight import check_run
     from saclab.runs.run import default_run_dir, holds_run
 
@@ -156,10 +159,15 @@ def cmd_offline(argv: list[str]) -> int:
         raise SaclabError("--workers is for the process pool; --vmap trains all seeds in this process")
     dataset = Dataset.load(args.dataset)
     config = args.config
-    if dataset.env_id and not _flag_given(argv, "--env"):
-        # the dataset says which env it comes from; an id from a file may not name a module to import
-        config = config.replace(env=check_env_id_from_file(dataset.env_id, f"dataset {args.dataset}"))
+    if not _flag_given(argv, "--env"):
+        # the dataset says which env it comes from (an id from a file may not name a module to import);
+        # a dataset that names none (a log file) trains without a simulator
+        env = check_env_id_from_file(dataset.env_id, f"dataset {args.dataset}") if dataset.env_id else ""
+        config = config.replace(env=env)
     spec = check_dataset(dataset, config)
+    if args.vmap and validation_fraction(config, int(dataset.episode_starts.sum())) > 0:
+        raise SaclabError("--vmap shares one training set between the seeds, but each seed holds out its own "
+                          "episodes: pass --validation-fraction 0, or train without --vmap")
     seeds = list(range(args.seed, args.seed + args.seeds))
     check_run(config, seeds, spec, online=False)
     out = check_output_dir(args.out or default_run_dir("offline", config, args.seed).parent)
@@ -180,14 +188,14 @@ def cmd_offline(argv: list[str]) -> int:
 
 def _offline_runs(args: OfflineArgs, config: SACConfig, dataset: Dataset, seeds: list[int], out: Path) -> None:
     from saclab.runs.offline import train_offline, train_offline_vmapped
+    from saclab.runs.offline_records import describe
 
-    print(f"saclab offline: {config.env}, {len(dataset)} transitions from {args.dataset}, preset {args.preset}, "
-          f"cql_weight {config.cql_weight}, seeds {seeds} -> {out}", file=sys.stderr)
+    algo = f"cql_weight {config.cql_weight}" if config.algo == "sac" else "behaviour cloning"
+    print(f"saclab offline: {config.env or 'no simulator'}, {len(dataset)} transitions from {args.dataset}, "
+          f"preset {args.preset}, {algo}, seeds {seeds} -> {out}", file=sys.stderr)
     if args.vmap:
         for result in train_offline_vmapped(config, dataset, seeds, out, resume=args.resume):
-            s = result.summary
-            print(f"  done  {result.dir}: final {s['final_return']:.1f}, best {s['best_return']:.1f}",
-                  file=sys.stderr)
+            print(f"  done  {result.dir}: {describe(result.summary)}", file=sys.stderr)
     elif len(seeds) == 1:
         result = train_offline(config, dataset, seeds[0], out / f"seed-{seeds[0]}", resume=args.resume)
         print_json({"run_dir": str(result.dir), **result.summary})

@@ -17,7 +17,7 @@ from typing import Annotated, Literal
 
 import tyro
 
-from saclab.cli.common import PresetName, check_output_dir, parse, with_preset
+from saclab.cli.common import NO_RETURNS, PresetName, check_output_dir, have_returns, parse, with_preset
 from saclab.config import SACConfig
 from saclab.errors import SaclabError
 from saclab.launch.jobs import KINDS, JobOutcome
@@ -151,8 +151,12 @@ def _check_envs(experiment: Experiment, workers: int) -> None:
 
 
 def _summarize(directory: Path, x: str | None = None) -> None:
+    from saclab.analysis.runfiles import sweep_groups
     from saclab.analysis.summary import format_table, summarize_directory
 
+    if not have_returns([run for runs in sweep_groups(directory).values() for run in runs]):
+        print(f"saclab: no returns to summarise in {directory}: its runs were {NO_RETURNS}", file=sys.stderr)
+        return
     rows, paths = summarize_directory(directory, x=x)
     print(format_table(rows))
     print(f"saclab: {', '.join(str(p) for p in paths)}", file=sys.stderr)

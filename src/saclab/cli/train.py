@@ -10,10 +10,12 @@ from typing import Annotated, Literal
 import tyro
 
 from saclab.cli.common import (
+    NO_RETURNS,
     RunArgs,
     check_output_dir,
     check_output_file,
     default_x,
+    have_returns,
     parse,
     plot_default,
     print_json,
@@ -130,6 +132,8 @@ def cmd_plot(argv: list[str]) -> int:
     if out.is_dir():
         raise SaclabError(f"--out {out} is a directory, expected a PNG file")
     groups = {run.name or str(run): seed_dirs(run) for run in args.runs}
+    if not have_returns([r for runs in groups.values() for r in runs]):
+        raise SaclabError(f"no return curve to plot: {args.runs[0]} was {NO_RETURNS}")
     path = plot_curves(groups, out, x=x, title=args.title)
     if path is None:
         raise SaclabError("no evaluations to plot yet")

@@ -1,15 +1,17 @@
 """What an offline epoch reads: the dataset on the device, and the minibatch indices of each epoch;
-and the epoch itself for several seeds at once (``jax.vmap`` of ``core.agent.update_epoch``)."""
+and the epoch itself, SAC's or behaviour cloning's, for one seed or several at once (``jax.vmap``)."""
 
 from __future__ import annotations
 
 import functools
+import math
 
 import jax
 import numpy as np
 
 from saclab.config import SACConfig
 from saclab.core.agent import Learner, SACState, update_epoch
+from saclab.core.bc import bc_update_epoch
 from saclab.core.types import Batch, EnvSpec, Transition
 from saclab.data.dataset import Dataset
 from saclab.data.nstep import n_step_transitions
@@ -72,12 +74,17 @@ def device_batch(dataset: Dataset, truncation_is_terminal: bool = False, zero_ro
 
 
 def check_dataset(dataset: Dataset, config: SACConfig, spec: EnvSpec | None = None) -> EnvSpec:
-    """Refuse a dataset that does not fit ``config.env`` or holds less than one minibatch."""
-    if dataset.env_id and dataset.env_id != config.env:
+    """Refuse a dataset that does not fit ``config.env`` or holds less than one minibatch.
+
+    Without an env (``config.env`` ""), the observation size and the number of actions are the
+    dataset's (its ``num_actions`` metadata, else its largest action + 1)."""
+    if not config.env:
+        spec = EnvSpec("", dataset.obs_dim, dataset.num_actions)
+    elif dataset.env_id and dataset.env_id != config.env:
         raise SaclabError(f"dataset was collected on {dataset.env_id} but the config's env is {config.env} "
                           f"(pass --env {dataset.env_id})")
     spec = spec or env_spec(config.env)
-    dataset.check_env(spec.obs_dim, spec.num_actions, config.env)
+    dataset.check_env(spec.obs_dim, spec.num_actions, config.env or "the dataset")
     if len(dataset) < config.batch_size:
         raise SaclabError(f"dataset has {len(dataset)} transitions, fewer than one minibatch "
                           f"(batch_size={config.batch_size})")
@@ -85,6 +92,29 @@ def check_dataset(dataset: Dataset, config: SACConfig, spec: EnvSpec | None = No
         raise SaclabError(f"notebook_epoch_sampler needs buffer_size >= the dataset's {len(dataset)} "
                           f"transitions, got {config.buffer_size}")
     return spec
+
+
+def reward_scaled(dataset: Dataset) -> Dataset:
+    """The dataset with its rewards multiplied by its ``reward_scale`` metadata (``saclab dataset import
+    --reward-scale``): what training sees.  The dataset itself when there is none."""
+    scale = dataset.metadata.get("reward_scale", 1.0)
+    if not isinstance(scale, (int, float)) or isinstance(scale, bool) or not math.isfinite(scale) or scale <= 0:
+        raise SaclabError(f"dataset {dataset.path or ''}: reward_scale must be a number > 0, got {scale!r}")
+    if scale == 1.0:
+        return dataset
+    arrays = [dataset.rewards * np.float32(scale) if name == "rewards" else getattr(dataset, name)
+              for name in (*Transition._fields, "episode_starts")]
+    scaled = Dataset(*arrays, metadata=dict(dataset.metadata))
+    scaled.path = dataset.path
+    return scaled
+
+
+@functools.partial(jax.jit, static_argnums=0, donate_argnums=1)
+def bc_update_epoch_seeds(learner: Learner, states: SACState, data: Batch,
+                          minibatch_indices: jax.Array) -> tuple[SACState, dict]:
+    """``bc_update_epoch`` of every seed in one call, as ``update_epoch_seeds``."""
+    return jax.vmap(lambda state, indices: bc_update_epoch(learner, state, data, indices))(states,
+                                                                                           minibatch_indices)
 
 
 @functools.partial(jax.jit, static_argnums=0, donate_argnums=1)
@@ -101,4 +131,4 @@ def update_epoch_seeds(
 
 
 __all__ = ["epoch_indices", "notebook_permutation", "notebook_epoch_indices", "device_batch", "check_dataset",
-           "update_epoch_seeds"]
+           "update_epoch_seeds", "bc_update_epoch_seeds", "reward_scaled"]

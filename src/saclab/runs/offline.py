@@ -8,9 +8,15 @@ minibatch and one host sync per epoch, when the epoch's metric means are read.
 ``train_offline_vmapped`` runs several seeds through the same loop with the
 epoch vmapped over them (``epochs.update_epoch_seeds``), one run directory each.
 
-After each epoch the greedy policy is evaluated on ``offline_eval_episodes``
-fresh episodes and the row is logged with value diagnostics that show
-extrapolation error as it happens:
+``config.algo`` "bc" trains behaviour cloning (``core.bc``) through the same loop.
+Without a simulator (``config.env`` ""), the networks' sizes come from the dataset.
+
+After each epoch the offline metrics (``core.offline_metrics``: TD error, value of
+the initial states, action agreement, entropy, CQL gap, the data's actions'
+negative log-likelihood) are computed on the held-out episodes (``runs.held_out``;
+the training data without a split).  With a simulator the greedy policy is also
+evaluated on ``offline_eval_episodes`` fresh episodes, and SAC's rows carry value
+diagnostics that show extrapolation error as it happens:
 
 * ``q_data``    mean min(Q1, Q2)(s, a) on the dataset's actions (epoch mean);
 * ``q_greedy``  mean min(Q1, Q2)(s, argmax pi(.|s)) on the dataset's states (epoch mean);
@@ -42,7 +48,9 @@ import numpy as np
 
 from saclab.config import SACConfig
 from saclab.core.agent import Learner, greedy_action, init_state, update_epoch
+from saclab.core.bc import bc_update_epoch
 from saclab.core.losses import value_bound
+from saclab.core.offline_metrics import offline_metrics
 from saclab.data.dataset import Dataset
 from saclab.envs.evaluate import Evaluator
 from saclab.envs.make import episode_cap
@@ -50,15 +58,19 @@ from saclab.errors import SaclabError
 from saclab.files import write_json
 from saclab.runs.checkpoint import save_checkpoint
 from saclab.runs.epochs import (
+    bc_update_epoch_seeds,
     check_dataset,
     device_batch,
     epoch_indices,
     notebook_epoch_indices,
     notebook_permutation,
+    reward_scaled,
     update_epoch_seeds,
 )
+from saclab.runs.held_out import metric_data, split_episodes, validation_fraction
 from saclab.runs.offline_records import (
     KIND,
+    OFFLINE_METRICS,
     checkpoint_meta,
     dataset_info,
     diverged_message,
@@ -86,12 +98,14 @@ def train_offline(
     tensorboard: bool = True,
     on_epoch_end: Callable[[dict[str, Any]], None] | None = None,
 ) -> RunResult:
-    """Train discrete SAC (CQL-SAC with ``config.cql_weight > 0``) offline on ``dataset``.
+    """Train discrete SAC (CQL-SAC with ``config.cql_weight > 0``; behaviour cloning with
+    ``config.algo`` "bc") offline on ``dataset``.
 
     Args:
         config: hyperparameters; ``epochs``, ``batch_size``, ``offline_eval_episodes``,
-            ``max_episode_steps`` (evaluation cap), ``truncation_is_terminal`` and
-            ``notebook_epoch_sampler`` set the schedule.
+            ``max_episode_steps`` (evaluation cap), ``truncation_is_terminal``,
+            ``notebook_epoch_sampler`` and ``validation_fraction`` set the schedule;
+            ``env`` "" trains without a simulator (no evaluation episodes).
         dataset: the transitions (``Dataset.load(path)``); checked against ``config.env``.
         seed: run seed (network init and the epochs' permutations).
         run_dir: where logs and the checkpoint go (default ``runs/offline-ENV-TIME/seed-N``).
@@ -166,9 +180,19 @@ def _train(config: SACConfig, dataset: Dataset, run_dirs: dict[int, Path], vmapp
 
     spec = check_dataset(dataset, config)
     learner = Learner.from_config(config, spec)
+    data_info = dataset_info(dataset)
+    dataset = reward_scaled(dataset)
+    fraction = validation_fraction(config, int(dataset.episode_starts.sum()))
+    if vmapped and fraction > 0:
+        raise SaclabError("vmapped seeds share one training set, but each seed holds out its own episodes: "
+                          "pass --validation-fraction 0, or train without --vmap")
+    dataset, held = split_episodes(dataset, fraction, active[0])
+    measured = metric_data(held or dataset, config, "validation" if held is not None else "train")
+    held_info = {"validation_fraction": fraction, "split": measured.split, "train_transitions": len(dataset),
+                 "metric_transitions": measured.transitions, "metric_episodes": measured.episodes}
+    check_dataset(dataset, config, spec)  # the training split still fills a minibatch
     n = len(dataset)
     updates_per_epoch = n // config.batch_size
-    data_info = dataset_info(dataset)
     states = [init_state(learner, jax.random.PRNGKey(s)) for s in active]
     rngs = {s: np.random.default_rng(s) for s in active}
     counters = {s: new_counters() for s in active}
@@ -190,10 +214,19 @@ def _train(config: SACConfig, dataset: Dataset, run_dirs: dict[int, Path], vmapp
                         config.gamma)
     fixed = {s: notebook_epoch_indices(notebook_permutation(s, config.buffer_size), n, config.batch_size)
              for s in active} if config.notebook_epoch_sampler else None
-    if vmapped:
-        state, run_epoch = _stack(states), update_epoch_seeds
+    if config.algo == "bc":
+        run_epoch = bc_update_epoch_seeds if vmapped else bc_update_epoch
     else:
-        (state,), run_epoch = states, update_epoch
+        run_epoch = update_epoch_seeds if vmapped else update_epoch
+    with_critics = config.algo != "bc"
+
+    def measure(state: Any) -> dict[str, Any]:
+        return offline_metrics(learner, state, measured.batch, measured.weights, measured.starts, with_critics)
+
+    if vmapped:
+        state, measure_all = _stack(states), jax.vmap(measure)
+    else:
+        (state,), measure_all = states, measure
 
     def epoch_inputs() -> jax.Array:
         indices = [fixed[s] if fixed is not None else epoch_indices(rngs[s], n, config.batch_size) for s in active]
@@ -212,14 +245,16 @@ def _train(config: SACConfig, dataset: Dataset, run_dirs: dict[int, Path], vmapp
     try:
         for s in active:
             run_dirs[s].mkdir(parents=True, exist_ok=True)
-            write_json(run_dirs[s] / CONFIG_FILE, run_config(config, s, spec, data_info))
+            write_json(run_dirs[s] / CONFIG_FILE, run_config(config, s, spec, data_info, held_info))
             logs[s] = RunLog(run_dirs[s], tensorboard=tensorboard,
                              resume_step=counters[s]["updates"] if s in resumed else None)
-        evaluator = Evaluator(config.env, config.offline_eval_episodes,
-                              episode_cap(config.env, config.max_episode_steps))
+        if config.env:
+            evaluator = Evaluator(config.env, config.offline_eval_episodes,
+                                  episode_cap(config.env, config.max_episode_steps))
         for epoch in range(epoch0 + 1, config.epochs + 1):
             state, metrics = run_epoch(learner, state, data, epoch_inputs())
             means_all = jax.device_get(jax.tree_util.tree_map(lambda m: jnp.mean(m, axis=-1), metrics))  # 1 sync
+            offline_all = jax.device_get(measure_all(state))
             host_state = jax.device_get(state) if vmapped else state  # for the checkpoints
             for i, s in enumerate(active):
                 if s in failed:
@@ -239,19 +274,24 @@ def _train(config: SACConfig, dataset: Dataset, run_dirs: dict[int, Path], vmapp
                 def greedy(observations: np.ndarray, actor_params: Any = actor_params) -> np.ndarray:
                     return np.asarray(greedy_action(learner, actor_params, observations))
 
-                returns = evaluator.run(greedy, evaluation_seed(s, epoch))
+                returns = evaluator.run(greedy, evaluation_seed(s, epoch)) if evaluator is not None else None
+                offline = {k: float(offline_all[k][i] if vmapped else offline_all[k]) for k in OFFLINE_METRICS
+                           if k in offline_all}
                 row = evaluation_row(step, epoch, returns, means, mc_return, bound,
-                                     round(time.perf_counter() - started[s], 3))
+                                     round(time.perf_counter() - started[s], 3), offline)
                 logs[s].log_eval(row)
                 logs[s].log_metrics({"step": step, "epoch": epoch, **means})
-                if row["overestimated"] and s not in warned:  # once per run; every epoch's flag is in the log
+                if row.get("overestimated") and s not in warned:  # once per run; every epoch's flag is in the log
                     warn(bar, overestimation_message(epoch, means, bound, run_dirs[s]))
                     warned.add(s)
                 counters[s]["wall_time"] = time.perf_counter() - started[s]
                 save_checkpoint(run_dirs[s] / "checkpoint", _take(host_state, i) if vmapped else state,
-                                checkpoint_meta(config, s, counters[s], rngs[s], data_info))
+                                checkpoint_meta(config, s, counters[s], rngs[s], data_info, spec))
                 if not vmapped:
-                    bar.set_postfix(eval=f"{row['return_mean']:.1f}", q=f"{means['q_data']:.1f}")
+                    shown = {"eval": row.get("return_mean"), "q": means.get("q_data"),
+                             "td": None if evaluator is not None else offline.get("td_error"),
+                             "agree": offline["action_agreement"]}
+                    bar.set_postfix({k: f"{v:.3g}" for k, v in shown.items() if v is not None})
                 if on_epoch_end is not None:
                     on_epoch_end(row)
             bar.update(1)

@@ -32,17 +32,22 @@ def dataset_info(dataset: Dataset) -> dict[str, Any]:
             "sha256": dataset.fingerprint(), "env_id": dataset.env_id}
 
 
-def run_config(config: SACConfig, seed: int, spec: EnvSpec, data_info: dict[str, Any]) -> dict[str, Any]:
-    """The content of an offline run's config.json."""
+def run_config(config: SACConfig, seed: int, spec: EnvSpec, data_info: dict[str, Any],
+               held_out: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The content of an offline run's config.json (``held_out``: the split the metrics use)."""
     return {"kind": KIND, "seed": seed, "config": config.to_dict(), "env": vars(spec),
-            "dataset": data_info, "saclab_version": __version__}
+            "dataset": data_info, "held_out": held_out or {}, "saclab_version": __version__}
 
 
 def checkpoint_meta(config: SACConfig, seed: int, counters: dict[str, Any], rng: np.random.Generator,
-                    data_info: dict[str, Any]) -> dict[str, Any]:
-    """The meta.json of an offline checkpoint (what ``train_offline(resume=True)`` reads)."""
-    return {"kind": KIND, "seed": seed, "config": config.to_dict(), "counters": counters,
+                    data_info: dict[str, Any], spec: EnvSpec | None = None) -> dict[str, Any]:
+    """The meta.json of an offline checkpoint (what ``train_offline(resume=True)`` reads); ``spec``
+    gives the networks' sizes to a run without an env (``Policy.load``)."""
+    meta = {"kind": KIND, "seed": seed, "config": config.to_dict(), "counters": counters,
             "rng": rng.bit_generator.state, "dataset": data_info, "saclab_version": __version__}
+    if spec is not None:
+        meta["spec"] = {"obs_dim": spec.obs_dim, "num_actions": spec.num_actions}
+    return meta
 
 
 def restore_checkpoint(run_dir: Path, config: SACConfig, seed: int, data_info: dict[str, Any], template: Any,
@@ -69,13 +74,15 @@ def diverged_message(bad: list[str], epoch: int, last_epoch: int, checkpoint_dir
             f"(last good checkpoint: epoch {last_epoch} in {checkpoint_dir})")
 
 
-def evaluation_row(step: int, epoch: int, returns: np.ndarray, means: dict[str, float], mc_return: float,
-                   bound: float, time_s: float) -> dict[str, Any]:
-    """One row of evaluations.csv: return statistics and the value diagnostics."""
-    overestimated = means["q_data"] > bound or means["q_greedy"] > bound
-    return {"step": step, "epoch": epoch, **return_stats(returns),
-            "q_data": means["q_data"], "q_greedy": means["q_greedy"], "mc_return": mc_return,
-            "q_bound": bound, "overestimated": overestimated, "time_s": time_s}
+def evaluation_row(step: int, epoch: int, returns: np.ndarray | None, means: dict[str, float], mc_return: float,
+                   bound: float, time_s: float, offline: dict[str, float] | None = None) -> dict[str, Any]:
+    """One row of evaluations.csv: return statistics (``returns`` None: no simulator, none), the
+    value diagnostics (SAC's; behaviour cloning has no critics) and the ``offline`` metrics."""
+    row: dict[str, Any] = {"step": step, "epoch": epoch, **(return_stats(returns) if returns is not None else {})}
+    if "q_data" in means:
+        row.update(q_data=means["q_data"], q_greedy=means["q_greedy"], mc_return=mc_return, q_bound=bound,
+                   overestimated=means["q_data"] > bound or means["q_greedy"] > bound)
+    return {**row, **(offline or {}), "time_s": time_s}
 
 
 def overestimation_message(epoch: int, means: dict[str, float], bound: float, run_dir: Path | None = None) -> str:
@@ -89,11 +96,29 @@ def finish_run(run_dir: Path, config: SACConfig, counters: dict[str, Any], trans
                **extra: Any) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """Write result.json from the run's evaluations; returns (summary, evaluations)."""
     evaluations = read_evaluations(run_dir)
-    summary = summarize(evaluations, epochs=counters["epoch"], updates=counters["updates"],
-                        transitions=transitions, cql_weight=config.cql_weight, wall_time_s=round(wall, 2),
-                        updates_per_s=round(counters["updates"] / max(wall, 1e-9), 1), **extra)
+    last = evaluations[-1] if evaluations else {}
+    finals = {f"final_{name}": last[name] for name in OFFLINE_METRICS if name in last}
+    counts = dict(epochs=counters["epoch"], updates=counters["updates"], transitions=transitions,
+                  algo=config.algo, cql_weight=config.cql_weight, wall_time_s=round(wall, 2),
+                  updates_per_s=round(counters["updates"] / max(wall, 1e-9), 1), **finals, **extra)
+    if "return_mean" in last:
+        summary = summarize(evaluations, **counts)
+    else:  # no simulator: no returns; the held-out metrics are the run's result
+        summary = {"simulator": False, "evaluations": len(evaluations), **counts}
     write_result(run_dir, summary)
     return summary, evaluations
+
+
+OFFLINE_METRICS = ("td_error", "initial_value", "cql_gap", "action_agreement", "policy_entropy", "action_nll")
+"""The offline metrics' columns of evaluations.csv (``core.offline_metrics``), in display order."""
+
+
+def describe(summary: dict[str, Any]) -> str:
+    """A run's result in a few words: its returns, or without a simulator its held-out metrics."""
+    if "final_return" in summary:
+        return f"final {summary['final_return']:.1f}, best {summary['best_return']:.1f}"
+    shown = [f"{name} {summary[f'final_{name}']:.3g}" for name in OFFLINE_METRICS if f"final_{name}" in summary]
+    return "no simulator: " + ", ".join(shown)
 
 
 def warn(bar: Any, message: str) -> None:

@@ -11,6 +11,7 @@ import numpy as np
 
 from saclab.config import SACConfig
 from saclab.core.agent import Learner, SACState, greedy_action, init_state, q_values, sample_action
+from saclab.core.types import EnvSpec
 from saclab.envs.evaluate import evaluate_policy
 from saclab.envs.make import check_env_id_from_file, env_spec, episode_cap
 from saclab.errors import SaclabError
@@ -35,12 +36,24 @@ class Policy:
         that a checkpoint from a stranger cannot make saclab import a module it names.
         """
         checkpoint = resolve_checkpoint(path)
-        config = SACConfig.from_dict(load_meta(checkpoint)["config"])
-        if env is None:
-            check_env_id_from_file(config.env, f"checkpoint {checkpoint}")
+        meta = load_meta(checkpoint)
+        config = SACConfig.from_dict(meta["config"])
+        if not config.env:  # trained without a simulator: the sizes are the dataset's
+            spec = saved_spec(meta, checkpoint)
+            if env is not None:  # to be evaluated in one: its spaces must fit
+                spec_of_env = env_spec(env)
+                if (spec_of_env.obs_dim, spec_of_env.num_actions) != (spec.obs_dim, spec.num_actions):
+                    raise SaclabError(f"checkpoint {checkpoint} has obs_dim={spec.obs_dim}, {spec.num_actions} "
+                                      f"actions; {env} has obs_dim={spec_of_env.obs_dim}, "
+                                      f"{spec_of_env.num_actions} actions")
+                config, spec = config.replace(env=env), spec_of_env
+        elif env is None:
+            spec = env_spec(check_env_id_from_file(config.env, f"checkpoint {checkpoint}"))
         elif env != config.env:
             raise SaclabError(f"checkpoint {checkpoint} was trained on {config.env}, not {env}")
-        learner = Learner.from_config(config, env_spec(config.env))
+        else:
+            spec = env_spec(config.env)
+        learner = Learner.from_config(config, spec)
         template = init_state(learner, jax.random.PRNGKey(0))
         return cls(config, learner, load_state(checkpoint, template), checkpoint)
 
@@ -60,5 +73,18 @@ class Policy:
 
     def evaluate(self, episodes: int = 100, seed: int = 0, max_steps: int | None = None) -> np.ndarray:
         """Returns of ``episodes`` greedy episodes."""
+        if not self.config.env:
+            raise SaclabError(f"{self.path} was trained without a simulator: load it with an env to evaluate it "
+                              "there (Policy.load(path, env=ID); saclab evaluate RUN --env ID)")
         return evaluate_policy(self.act, self.config.env, episodes,
                                max_steps or episode_cap(self.config.env, self.config.max_episode_steps), seed)
+
+
+def saved_spec(meta: dict, checkpoint: Path) -> EnvSpec:
+    """The networks' sizes an offline run without a simulator saved in its checkpoint's meta."""
+    spec = meta.get("spec")
+    sizes = [spec.get(k) if isinstance(spec, dict) else None for k in ("obs_dim", "num_actions")]
+    if not all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in sizes):
+        raise SaclabError(f"corrupt checkpoint {checkpoint}: a run without an env needs spec.obs_dim and "
+                          "spec.num_actions in meta.json")
+    return EnvSpec("", *sizes)

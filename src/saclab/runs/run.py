@@ -35,11 +35,12 @@ class RunResult:
 
     @property
     def final_return(self) -> float:
-        return float(self.summary["final_return"])
+        """The last evaluation's mean return (NaN for an offline run without a simulator)."""
+        return float(self.summary.get("final_return", math.nan))
 
     @property
     def best_return(self) -> float:
-        return float(self.summary["best_return"])
+        return float(self.summary.get("best_return", math.nan))
 
 
 def finished_result(run_dir: Path, config: SACConfig, seed: int) -> RunResult:
@@ -58,7 +59,7 @@ def holds_run(run_dir: str | Path) -> bool:
 
 def default_run_dir(kind: str, config: SACConfig, seed: int) -> Path:
     stamp = time.strftime("%Y%m%d-%H%M%S")
-    return Path("runs") / f"{kind}-{config.env}-{stamp}" / f"seed-{seed}"
+    return Path("runs") / f"{kind}-{config.env or 'no-env'}-{stamp}" / f"seed-{seed}"
 
 
 def evaluation_seed(seed: int, index: int) -> int:

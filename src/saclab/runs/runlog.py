@@ -135,7 +135,8 @@ def _is_number(value: Any) -> bool:
 
 def read_evaluations(run_dir: str | os.PathLike) -> list[dict[str, Any]]:
     """The rows of a run's evaluations.csv, numbers parsed (a torn last row dropped); a row
-    without a numeric ``return_mean``, or with a ``step`` that is not an integer, is a one-line error."""
+    without a numeric ``return_mean``, or with a ``step`` that is not an integer, is a one-line error.
+    An offline run without a simulator logs no returns: its rows need a numeric ``action_agreement``."""
     path = Path(run_dir) / EVAL_FILE
     if not path.exists():
         return []
@@ -148,7 +149,8 @@ def read_evaluations(run_dir: str | os.PathLike) -> list[dict[str, Any]]:
         if None in row or None in row.values():  # a row with more or fewer fields than the header
             raise SaclabError(f"malformed {path}: line {i} has {len(row) - (None in row)} fields, not as the header")
         parsed = {k: _number(v) for k, v in row.items()}
-        if not _is_number(parsed.get("return_mean")) or not isinstance(parsed.get("step", 0), int):
+        no_returns = "return_mean" not in parsed and _is_number(parsed.get("action_agreement"))
+        if not (_is_number(parsed.get("return_mean")) or no_returns) or not isinstance(parsed.get("step", 0), int):
             raise SaclabError(f"malformed {path}: line {i} needs a numeric return_mean (and an integer step)")
         rows.append(parsed)
     return rows
@@ -195,12 +197,13 @@ def _read_json_object(path: Path) -> dict[str, Any]:
 
 def read_result(run_dir: str | os.PathLike) -> dict[str, Any] | None:
     """A finished run's result.json (None before it finishes): an object whose ``final_return``
-    and ``best_return`` are numbers."""
+    and ``best_return`` are numbers (an offline run without a simulator: absent, ``simulator`` false)."""
     path = Path(run_dir) / RESULT_FILE
     if not path.exists():
         return None
     result = _read_json_object(path)
-    if not all(_is_number(result.get(key)) for key in ("final_return", "best_return")):
+    no_returns = result.get("simulator") is False and not ({"final_return", "best_return"} & set(result))
+    if not no_returns and not all(_is_number(result.get(key)) for key in ("final_return", "best_return")):
         raise SaclabError(f"malformed {path}: final_return and best_return must be numbers")
     return result
 
