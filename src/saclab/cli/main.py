@@ -12,16 +12,17 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 
-from saclab.cli import offline, study, sweep, train
+from saclab.cli import export, offline, study, sweep, train
 from saclab.errors import SaclabError
 
 COMMANDS: dict[str, tuple[str, Callable[[list[str]], int]]] = {
     "train": ("train SAC online on a Gymnasium env (several seeds in parallel)", train.cmd_train),
-    "evaluate": ("evaluate a checkpoint's greedy policy", train.cmd_evaluate),
+    "evaluate": ("evaluate a checkpoint's (or an exported policy's) greedy policy", train.cmd_evaluate),
     "plot": ("plot evaluation curves (mean and 95% bootstrap CI over seeds)", train.cmd_plot),
     "offline": ("train SAC or CQL-SAC offline on a dataset", offline.cmd_offline),
     "collect": ("collect a dataset with a checkpoint or a random policy", offline.cmd_collect),
-    "dataset": ("dataset tools: info | export | import (Minari)", offline.cmd_dataset),
+    "dataset": ("dataset tools: info | export | import (your logs: CSV, npz, Parquet; Minari)", offline.cmd_dataset),
+    "export": ("export a run's policy as safetensors + JSON for NumPy-only inference", export.cmd_export),
     "sweep": ("grid x seeds of online or offline runs (local processes or Ray)", sweep.cmd_sweep),
     "summarize": ("table of a sweep: mean, IQM and 95% CIs per configuration", sweep.cmd_summarize),
     "study": ("the notebook study end to end, with a written report", study.cmd_study),

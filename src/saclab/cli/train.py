@@ -38,7 +38,7 @@ class EvaluateArgs:
     """Evaluate a checkpoint's greedy policy."""
 
     checkpoint: Annotated[Path, tyro.conf.Positional]
-    """Run directory or checkpoint directory."""
+    """Run directory, checkpoint directory, or an exported policy directory (saclab export; needs --env)."""
     episodes: int = 100
     """Evaluation episodes (run in one vector env)."""
     seed: int = 0
@@ -46,7 +46,8 @@ class EvaluateArgs:
     max_steps: int = 0
     """Episode cap (0 = the run's max_episode_steps)."""
     env: str | None = None
-    """The env the checkpoint must have been trained on (needed to trust a checkpoint naming module:Env)."""
+    """The env the checkpoint must have been trained on (needed to trust a checkpoint naming module:Env); for a run
+    trained without a simulator or an exported policy, the env to evaluate it in."""
 
 
 @dataclass
@@ -71,6 +72,10 @@ def cmd_train(argv: list[str]) -> int:
     from saclab.runs.run import default_run_dir, holds_run
 
     args = with_preset(TrainArgs, argv, "saclab train")
+    if args.config.algo != "sac":
+        raise SaclabError(f"--algo {args.config.algo} is for saclab offline (it learns from a dataset)")
+    if not args.config.env:
+        raise SaclabError("saclab train needs a simulator: --env ID")
     if args.seeds < 1:
         raise SaclabError(f"--seeds must be >= 1, got {args.seeds}")
     config = args.config
@@ -110,10 +115,31 @@ def cmd_evaluate(argv: list[str]) -> int:
     if not 0 <= args.max_steps <= MAX_COUNT:
         raise SaclabError(f"--max-steps must lie in [0, {MAX_COUNT}], got {args.max_steps}")
     check_seeds([args.seed])
+    if (args.checkpoint / "policy.json").is_file():
+        return _evaluate_exported(args)
     policy = Policy.load(args.checkpoint, env=args.env)
     returns = policy.evaluate(args.episodes, args.seed, args.max_steps or None)
     print_json({"checkpoint": str(policy.path), "env": policy.config.env, "episodes": args.episodes,
                 **return_stats(returns)})
+    return 0
+
+
+def _evaluate_exported(args: EvaluateArgs) -> int:
+    """Greedy episodes of an exported policy (saclab.inference, NumPy) in the env --env names."""
+    from saclab.envs.evaluate import evaluate_policy
+    from saclab.envs.make import env_spec, episode_cap
+    from saclab.inference import load
+    from saclab.runs.run import return_stats
+
+    policy = load(args.checkpoint)
+    if args.env is None:
+        raise SaclabError(f"{args.checkpoint} is an exported policy: pass --env ID to evaluate it in a simulator")
+    spec = env_spec(args.env)
+    if (spec.obs_dim, spec.num_actions) != (policy.obs_dim, policy.num_actions):
+        raise SaclabError(f"{args.checkpoint} has obs_dim={policy.obs_dim}, {policy.num_actions} actions; "
+                          f"{args.env} has obs_dim={spec.obs_dim}, {spec.num_actions} actions")
+    returns = evaluate_policy(policy, args.env, args.episodes, args.max_steps or episode_cap(args.env, 0), args.seed)
+    print_json({"policy": str(args.checkpoint), "env": args.env, "episodes": args.episodes, **return_stats(returns)})
     return 0
 
 
