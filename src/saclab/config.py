@@ -28,7 +28,9 @@ class SACConfig:
 
     # --- networks and optimisation -------------------------------------------------
     hidden_sizes: tuple[int, ...] = (128, 128)
-    """Hidden layer widths of the actor and of each critic."""
+    """Hidden layer widths of the actor and of each critic (after the encoder)."""
+    encoder: str = "auto"
+    """Observation encoder: auto (from the shape), mlp, minatar_cnn (small images) or nature_cnn (84x84 frames)."""
     actor_lr: float = 3e-4
     """Adam learning rate of the actor."""
     critic_lr: float = 3e-4
@@ -128,6 +130,10 @@ class SACConfig:
         return cls(**values)
 
 
+ENCODERS = ("auto", "mlp", "minatar_cnn", "nature_cnn")
+"""The observation encoders (core.networks); auto picks one from the observation shape."""
+
+
 def _check(ok: bool, message: str) -> None:
     if not ok:
         raise SaclabError(message)
@@ -138,6 +144,7 @@ def validate(c: SACConfig) -> None:
     _check(isinstance(c.env, str), "env must be a Gymnasium id, or '' for an offline run without a simulator")
     _check(len(c.hidden_sizes) >= 1 and all(h >= 1 for h in c.hidden_sizes),
            f"hidden_sizes must be one or more positive widths, got {c.hidden_sizes}")
+    _check(c.encoder in ENCODERS, f"encoder must be one of {', '.join(ENCODERS)}, got {c.encoder!r}")
     for name in ("actor_lr", "critic_lr", "alpha_lr"):
         v = getattr(c, name)
         _check(math.isfinite(v) and v > 0, f"{name} must be > 0, got {v}")

@@ -27,7 +27,7 @@ import optax
 
 from saclab.config import SACConfig
 from saclab.core import losses
-from saclab.core.networks import Actor, TwinCritic
+from saclab.core.networks import Actor, TwinCritic, resolve_encoder
 from saclab.core.types import Batch, EnvSpec
 
 
@@ -49,6 +49,8 @@ class Learner(NamedTuple):
     entropy_backup: bool
     notebook_temperature_loss: bool
     n_step: int
+    obs_shape: tuple[int, ...] = ()  # () means (obs_dim,)
+    encoder: str = "mlp"  # resolved (never "auto"): core.networks
 
     @classmethod
     def from_config(cls, config: SACConfig, spec: EnvSpec) -> Learner:
@@ -68,15 +70,21 @@ class Learner(NamedTuple):
             entropy_backup=config.entropy_backup,
             notebook_temperature_loss=config.notebook_temperature_loss,
             n_step=config.n_step,
+            obs_shape=tuple(spec.obs_shape),
+            encoder=resolve_encoder(config.encoder, tuple(spec.obs_shape)),
         )
 
     @property
+    def observation_shape(self) -> tuple[int, ...]:
+        return self.obs_shape or (self.obs_dim,)
+
+    @property
     def actor(self) -> Actor:
-        return Actor(self.hidden_sizes, self.num_actions)
+        return Actor(self.hidden_sizes, self.num_actions, self.encoder, self.observation_shape)
 
     @property
     def critic(self) -> TwinCritic:
-        return TwinCritic(self.hidden_sizes, self.num_actions)
+        return TwinCritic(self.hidden_sizes, self.num_actions, encoder=self.encoder, obs_shape=self.observation_shape)
 
     @property
     def actor_optimizer(self) -> optax.GradientTransformation:
@@ -108,7 +116,7 @@ class SACState:
 def init_state(learner: Learner, key: jax.Array) -> SACState:
     """Fresh parameters; the target critics start as a hard copy of the critics."""
     actor_key, critic_key = jax.random.split(key)
-    dummy = jnp.zeros((1, learner.obs_dim), jnp.float32)
+    dummy = jnp.zeros((1, *learner.observation_shape), jnp.float32)
     actor_params = learner.actor.init(actor_key, dummy)["params"]
     critic_params = learner.critic.init(critic_key, dummy)["params"]
     log_alpha = jnp.asarray(math.log(learner.initial_alpha), jnp.float32)

@@ -1,15 +1,102 @@
-"""Networks: an MLP, a categorical actor and a twin-critic ensemble (Flax).
+"""Networks: observation encoders, an MLP head, a categorical actor and a twin-critic ensemble (Flax).
 
-The twin critics are one module vmapped over a leading ensemble axis of 2, so
-both critics run as one batched matrix product per layer.
+An encoder turns one observation into a feature vector; the head (``MLP`` over
+``hidden_sizes``) turns it into logits or Q-values.  Encoders, by name:
+
+* ``mlp``          flat observations, used as they are (an image is flattened);
+* ``minatar_cnn``  small images (H, W <= 16, MinAtar's 10x10xC): one 3x3 conv, 16 channels,
+                   stride 1, ReLU (Young & Tian 2019), flattened;
+* ``nature_cnn``   84x84 frames (x stacked frames): 8x8/4 32, 4x4/2 64, 3x3/1 64 convs and a
+                   512-unit layer, all ReLU (Mnih et al. 2015).
+
+Images are HxWxC (channel-first stacks CxHxW are transposed); uint8 pixels are
+divided by 255 inside the network, so buffers can store them as bytes.  The
+actor and each twin critic own their encoder.  The twin critics are one module
+vmapped over a leading ensemble axis of 2, so both critics run as one batched
+matrix product per layer.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import flax.linen as nn
 import jax
+import jax.numpy as jnp
+
+from saclab.config import ENCODERS
+from saclab.errors import SaclabError
+
+MINATAR_MAX_SIDE = 16
+NATURE_SIDE = 84
+
+
+def _image_layout(obs_shape: tuple[int, ...]) -> tuple[int, int, int, bool] | None:
+    """(H, W, C, channels_first) of an image observation, None for anything else."""
+    if len(obs_shape) != 3:
+        return None
+    if obs_shape[0] < obs_shape[2] and obs_shape[1] == obs_shape[2]:  # (C, H, W): a frame stack
+        return obs_shape[1], obs_shape[2], obs_shape[0], True
+    return obs_shape[0], obs_shape[1], obs_shape[2], False
+
+
+def resolve_encoder(name: str, obs_shape: tuple[int, ...]) -> str:
+    """The encoder for observations of ``obs_shape``: ``name``, or with ``auto`` the one the
+    shape calls for; a one-line error when the shape does not fit the encoder."""
+    if name not in ENCODERS:
+        raise SaclabError(f"encoder must be one of {', '.join(ENCODERS)}, got {name!r}")
+    layout = _image_layout(obs_shape)
+    if name == "auto":
+        if len(obs_shape) == 1:
+            return "mlp"
+        if layout is not None and max(layout[:2]) <= MINATAR_MAX_SIDE:
+            return "minatar_cnn"
+        if layout is not None and layout[:2] == (NATURE_SIDE, NATURE_SIDE):
+            return "nature_cnn"
+        raise SaclabError(f"no encoder for observations of shape {obs_shape}: flat vectors, HxWxC images with "
+                          f"H, W <= {MINATAR_MAX_SIDE} and {NATURE_SIDE}x{NATURE_SIDE} frames are handled")
+    if name != "mlp" and layout is None:
+        raise SaclabError(f"encoder {name} needs HxWxC image observations, got shape {obs_shape}")
+    if name == "nature_cnn" and min(layout[:2]) < 36:  # the three convs need 36x36 at least
+        raise SaclabError(f"encoder nature_cnn needs images of at least 36x36, got shape {obs_shape}")
+    return name
+
+
+def _pixels(obs: jax.Array) -> jax.Array:
+    """Float inputs; uint8 pixels scaled to [0, 1]."""
+    if obs.dtype == jnp.uint8:
+        return obs.astype(jnp.float32) / 255.0
+    return obs.astype(jnp.float32)
+
+
+class MinAtarEncoder(nn.Module):
+    """Young & Tian (2019): Conv 3x3, 16 channels, stride 1, ReLU; flattened.  (B, H, W, C) -> (B, F)."""
+
+    channels_first: bool = False
+
+    @nn.compact
+    def __call__(self, obs: jax.Array) -> jax.Array:
+        x = _pixels(obs)
+        if self.channels_first:
+            x = jnp.moveaxis(x, -3, -1)
+        x = nn.relu(nn.Conv(16, (3, 3), strides=(1, 1), padding="VALID")(x))
+        return x.reshape(*x.shape[:-3], -1)
+
+
+class NatureEncoder(nn.Module):
+    """Mnih et al. (2015): 8x8/4 32, 4x4/2 64, 3x3/1 64 convs and 512 units, ReLU.  (B, H, W, C) -> (B, 512)."""
+
+    channels_first: bool = False
+
+    @nn.compact
+    def __call__(self, obs: jax.Array) -> jax.Array:
+        x = _pixels(obs)
+        if self.channels_first:
+            x = jnp.moveaxis(x, -3, -1)
+        for features, kernel, stride in ((32, 8, 4), (64, 4, 2), (64, 3, 1)):
+            x = nn.relu(nn.Conv(features, (kernel, kernel), strides=(stride, stride), padding="VALID")(x))
+        return nn.relu(nn.Dense(512)(x.reshape(*x.shape[:-3], -1)))
 
 
 class MLP(nn.Module):
@@ -25,33 +112,68 @@ class MLP(nn.Module):
         return nn.Dense(self.out_dim)(x)
 
 
+class EncodedMLP(nn.Module):
+    """An encoder and an MLP head: (B, *obs_shape) -> (B, out_dim).  With ``mlp`` the observation
+    goes to the head directly (flattened if it has more than one axis)."""
+
+    encoder: str
+    obs_shape: tuple[int, ...]
+    hidden_sizes: Sequence[int]
+    out_dim: int
+
+    @nn.compact
+    def __call__(self, obs: jax.Array) -> jax.Array:
+        channels_first = bool((_image_layout(self.obs_shape) or (0, 0, 0, False))[3])
+        if self.encoder == "minatar_cnn":
+            x = MinAtarEncoder(channels_first)(obs)
+        elif self.encoder == "nature_cnn":
+            x = NatureEncoder(channels_first)(obs)
+        else:
+            x = _pixels(obs).reshape(*obs.shape[: obs.ndim - len(self.obs_shape)], math.prod(self.obs_shape))
+        return MLP(self.hidden_sizes, self.out_dim)(x)
+
+
+def _flat(encoder: str, obs_shape: tuple[int, ...]) -> bool:
+    # Flat observations keep the original MLP-only module tree: same parameters and checkpoints as before encoders.
+    return encoder == "mlp" and len(obs_shape) == 1
+
+
 class Actor(nn.Module):
     """Categorical policy: returns logits; log pi = log_softmax(logits)."""
 
     hidden_sizes: Sequence[int]
     num_actions: int
+    encoder: str = "mlp"
+    obs_shape: tuple[int, ...] = ()
 
     @nn.compact
     def __call__(self, obs: jax.Array) -> jax.Array:
-        return MLP(self.hidden_sizes, self.num_actions)(obs)
+        if _flat(self.encoder, self.obs_shape) or not self.obs_shape:
+            return MLP(self.hidden_sizes, self.num_actions)(obs)
+        return EncodedMLP(self.encoder, self.obs_shape, self.hidden_sizes, self.num_actions)(obs)
 
 
 class TwinCritic(nn.Module):
-    """Two independent Q-networks evaluated together: output shape (2, batch, actions)."""
+    """Two independent Q-networks, each with its own encoder, evaluated together: output shape (2, batch, actions)."""
 
     hidden_sizes: Sequence[int]
     num_actions: int
     num_critics: int = 2
+    encoder: str = "mlp"
+    obs_shape: tuple[int, ...] = ()
 
     @nn.compact
     def __call__(self, obs: jax.Array) -> jax.Array:
+        flat = _flat(self.encoder, self.obs_shape) or not self.obs_shape
+        network = MLP if flat else EncodedMLP
         ensemble = nn.vmap(
-            MLP,
+            network,
             variable_axes={"params": 0},
             split_rngs={"params": True},
             in_axes=None,
             out_axes=0,
             axis_size=self.num_critics,
         )
-        return ensemble(self.hidden_sizes, self.num_actions)(obs)
-
+        if flat:
+            return ensemble(self.hidden_sizes, self.num_actions)(obs)
+        return ensemble(self.encoder, self.obs_shape, self.hidden_sizes, self.num_actions)(obs)

@@ -22,11 +22,29 @@ import numpy as np
 
 @dataclass(frozen=True)
 class EnvSpec:
-    """What the networks need to know about an environment."""
+    """What the networks need to know about an environment.
+
+    ``obs_shape`` is one observation's shape ((obs_dim,) for flat observations, the default);
+    ``obs_dim`` is its size, prod(obs_shape).  ``obs_dtype`` is how the env emits it
+    (``uint8`` pixels are scaled to [0, 1] inside the networks)."""
 
     env_id: str
     obs_dim: int
     num_actions: int
+    obs_shape: tuple[int, ...] = ()
+    obs_dtype: str = "float32"
+
+    def __post_init__(self) -> None:
+        shape = tuple(int(n) for n in self.obs_shape) or (int(self.obs_dim),)
+        object.__setattr__(self, "obs_shape", shape)  # frozen: set once, here
+        if int(np.prod(shape)) != self.obs_dim:
+            raise ValueError(f"obs_dim {self.obs_dim} is not the size of obs_shape {shape}")
+
+    @classmethod
+    def of_shape(cls, env_id: str, obs_shape: tuple[int, ...], num_actions: int,
+                 obs_dtype: str = "float32") -> EnvSpec:
+        """The spec of an env whose observations have ``obs_shape`` (obs_dim is their size)."""
+        return cls(env_id, int(np.prod(obs_shape)), num_actions, tuple(obs_shape), obs_dtype)
 
 
 class Batch(NamedTuple):

@@ -1,0 +1,106 @@
+"""Observation encoders: which one each shape gets, and the shapes through them, checked by hand."""
+
+import jax
+import numpy as np
+import pytest
+
+from saclab.config import SACConfig, preset
+from saclab.core.agent import Learner, init_state, update
+from saclab.core.networks import resolve_encoder
+from saclab.core.types import EnvSpec, batch_from_numpy
+from saclab.errors import SaclabError
+from saclab.runs.checkpoint import pytree_to_arrays
+
+
+def shapes(params) -> dict:
+    return {k: v.shape for k, v in pytree_to_arrays(params).items()}
+
+
+@pytest.mark.parametrize(("shape", "expected"), [
+    ((4,), "mlp"), ((10, 10, 4), "minatar_cnn"), ((10, 10, 7), "minatar_cnn"), ((84, 84, 4), "nature_cnn"),
+    ((4, 84, 84), "nature_cnn"),
+])
+def test_auto_picks_the_encoder_from_the_shape(shape, expected):
+    assert resolve_encoder("auto", shape) == expected
+
+
+def test_encoders_that_do_not_fit_the_shape_are_refused():
+    with pytest.raises(SaclabError, match="no encoder"):
+        resolve_encoder("auto", (40, 40, 3))
+    with pytest.raises(SaclabError, match="image"):
+        resolve_encoder("minatar_cnn", (4,))
+    with pytest.raises(SaclabError, match="36x36"):
+        resolve_encoder("nature_cnn", (10, 10, 4))
+    with pytest.raises(SaclabError, match="encoder"):
+        SACConfig(encoder="resnet")
+    assert resolve_encoder("mlp", (10, 10, 4)) == "mlp"  # an image flattened into an MLP is allowed
+
+
+def test_flat_observations_keep_the_mlp_parameter_tree():
+    learner = Learner.from_config(preset("test"), EnvSpec("CartPole-v1", 4, 2))
+    state = init_state(learner, jax.random.PRNGKey(0))
+    assert learner.encoder == "mlp"
+    assert shapes(state.actor_params) == {"['MLP_0']['Dense_0']['bias']": (64,),
+                                          "['MLP_0']['Dense_0']['kernel']": (4, 64),
+                                          "['MLP_0']['Dense_1']['bias']": (64,),
+                                          "['MLP_0']['Dense_1']['kernel']": (64, 64),
+                                          "['MLP_0']['Dense_2']['bias']": (2,),
+                                          "['MLP_0']['Dense_2']['kernel']": (64, 2)}
+
+
+def test_minatar_network_shapes():
+    # 10x10x4 -> 3x3 conv, 16 channels, VALID, stride 1 -> 8x8x16 = 1024 features -> 64 -> 64 -> 3 actions
+    spec = EnvSpec.of_shape("gymnax:Breakout-MinAtar", (10, 10, 4), 3)
+    learner = Learner.from_config(preset("test"), spec)
+    state = init_state(learner, jax.random.PRNGKey(0))
+    actor = shapes(state.actor_params)
+    assert actor["['EncodedMLP_0']['MinAtarEncoder_0']['Conv_0']['kernel']"] == (3, 3, 4, 16)
+    assert actor["['EncodedMLP_0']['MLP_0']['Dense_0']['kernel']"] == (1024, 64)
+    assert actor["['EncodedMLP_0']['MLP_0']['Dense_2']['kernel']"] == (64, 3)
+    critic = shapes(state.critic_params)  # each twin critic its own encoder: a leading axis of 2
+    assert critic["['VmapEncodedMLP_0']['MinAtarEncoder_0']['Conv_0']['kernel']"] == (2, 3, 3, 4, 16)
+    obs = np.random.default_rng(0).integers(0, 2, size=(5, 10, 10, 4)).astype(np.float32)
+    assert learner.actor.apply({"params": state.actor_params}, obs).shape == (5, 3)
+    q = learner.critic.apply({"params": state.critic_params}, obs)
+    assert q.shape == (2, 5, 3)
+    assert not np.array_equal(q[0], q[1])  # independent encoders and heads
+
+
+def test_nature_network_shapes_and_uint8_scaling():
+    # 84 -> (84-8)/4+1 = 20 -> (20-4)/2+1 = 9 -> 9-3+1 = 7: 7*7*64 = 3136 -> 512 -> hidden -> actions
+    spec = EnvSpec.of_shape("Pong", (84, 84, 4), 6, "uint8")
+    learner = Learner.from_config(preset("test").replace(hidden_sizes=(32,)), spec)
+    state = init_state(learner, jax.random.PRNGKey(0))
+    actor = shapes(state.actor_params)
+    assert actor["['EncodedMLP_0']['NatureEncoder_0']['Conv_0']['kernel']"] == (8, 8, 4, 32)
+    assert actor["['EncodedMLP_0']['NatureEncoder_0']['Conv_2']['kernel']"] == (3, 3, 64, 64)
+    assert actor["['EncodedMLP_0']['NatureEncoder_0']['Dense_0']['kernel']"] == (3136, 512)
+    assert actor["['EncodedMLP_0']['MLP_0']['Dense_0']['kernel']"] == (512, 32)
+    pixels = np.random.default_rng(0).integers(0, 256, size=(2, 84, 84, 4)).astype(np.uint8)
+    logits_uint8 = learner.actor.apply({"params": state.actor_params}, pixels)
+    logits_scaled = learner.actor.apply({"params": state.actor_params}, pixels.astype(np.float32) / 255.0)
+    np.testing.assert_allclose(logits_uint8, logits_scaled, rtol=1e-6, atol=1e-6)
+    # a channel-first stack (4, 84, 84) is the same network on the transposed frames
+    chw = Learner.from_config(preset("test").replace(hidden_sizes=(32,)), EnvSpec.of_shape("Pong", (4, 84, 84), 6))
+    np.testing.assert_allclose(chw.actor.apply({"params": state.actor_params}, pixels.transpose(0, 3, 1, 2)),
+                               logits_uint8, rtol=1e-6, atol=1e-6)
+
+
+def test_update_runs_on_images_with_the_losses_unchanged():
+    spec = EnvSpec.of_shape("gymnax:Breakout-MinAtar", (10, 10, 4), 3)
+    learner = Learner.from_config(preset("test").replace(cql_weight=1.0), spec)
+    r = np.random.default_rng(0)
+    n = 8
+    obs = r.integers(0, 2, size=(n, 10, 10, 4))
+    batch = batch_from_numpy(obs, r.integers(0, 3, n), r.normal(size=n), obs[::-1], r.random(n) < 0.2)
+    state, metrics = update(learner, init_state(learner, jax.random.PRNGKey(0)), batch)
+    assert all(np.isfinite(float(metrics[k])) for k in ("critic_loss", "cql_penalty", "actor_loss", "alpha_loss"))
+    assert int(state.updates) == 1
+
+
+def test_env_spec_shape_and_size():
+    assert EnvSpec("CartPole-v1", 4, 2).obs_shape == (4,)
+    spec = EnvSpec.of_shape("x", (10, 10, 4), 3)
+    assert spec.obs_dim == 400 and spec.obs_shape == (10, 10, 4)
+    with pytest.raises(ValueError):
+        EnvSpec("x", 5, 2, (10, 10, 4))
