@@ -103,3 +103,16 @@ def test_resume_gives_the_uninterrupted_run(tmp_path, algo):
         np.testing.assert_array_equal(value, pytree_to_arrays(resumed.state)[key], err_msg=key)
     strip = [{k: v for k, v in r.items() if k != "time_s"} for r in whole.evaluations]
     assert strip == [{k: v for k, v in r.items() if k != "time_s"} for r in resumed.evaluations]
+
+
+def test_sweep_without_a_simulator(tmp_path, capsys):
+    data = deterministic_dataset(n=300)
+    data.save(tmp_path / "d.h5")
+    out = tmp_path / "sweep"
+    assert main(["sweep", "offline", "--dataset", str(tmp_path / "d.h5"), "--preset", "test", "--epochs", "1",
+                 "--set", "algo=sac,bc", "--workers", "1", "--out", str(out)]) == 0
+    err = capsys.readouterr().err
+    assert err.count("no simulator:") == 2 and "no returns to summarise" in err
+    for algo in ("sac", "bc"):
+        result = json.loads((out / f"algo={algo}" / "seed-0" / "result.json").read_text())
+        assert result["simulator"] is False and result["algo"] == algo

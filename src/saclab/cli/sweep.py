@@ -73,9 +73,12 @@ def _report(total: int) -> Callable[[JobOutcome], None]:
         job = outcome.job
         name = "/".join(Path(job.run_dir).parts[-2:])
         if outcome.ok:
+            from saclab.runs.offline_records import describe
+
             s = outcome.summary or {}
-            print(f"  [{done[0]}/{total}] done  {name}: final {s.get('final_return', float('nan')):.1f}, "
-                  f"best {s.get('best_return', float('nan')):.1f}", file=sys.stderr, flush=True)
+            result = describe(s) if s.get("simulator") is False else (
+                f"final {s.get('final_return', float('nan')):.1f}, best {s.get('best_return', float('nan')):.1f}")
+            print(f"  [{done[0]}/{total}] done  {name}: {result}", file=sys.stderr, flush=True)
         else:
             print(f"  [{done[0]}/{total}] FAIL  {name}: {outcome.error}", file=sys.stderr, flush=True)
 
@@ -114,9 +117,13 @@ def cmd_sweep(argv: list[str]) -> int:
         import_ray()  # fail now, not after the set-up
     grid = parse_grid(args.set)
     seeds = list(range(args.seed, args.seed + args.seeds))
-    experiment = Experiment.create(kind, args.config, grid, seeds, args.dataset)
-    _check_envs(experiment, args.workers or default_workers())
-    out = check_output_dir(args.out or Path("runs") / f"sweep-{kind}-{args.config.env}-"
+    config, data_spec = args.config, None
+    if kind == "offline":
+        config, data_spec = _offline_env(config, args.dataset, any(a == "--env" or a.startswith("--env=")
+                                                                   for a in rest))
+    experiment = Experiment.create(kind, config, grid, seeds, args.dataset)
+    _check_envs(experiment, args.workers or default_workers(), data_spec)
+    out = check_output_dir(args.out or Path("runs") / f"sweep-{kind}-{config.env or 'no-env'}-"
                                                      f"{time.strftime('%Y%m%d-%H%M%S')}")
     with directory_lock(out, "sweep"):  # before sweep.json is written: a second sweep here is refused
         resuming = prepare(experiment, out)
@@ -138,13 +145,28 @@ def cmd_sweep(argv: list[str]) -> int:
     return 0
 
 
-def _check_envs(experiment: Experiment, workers: int) -> None:
+def _offline_env(config: SACConfig, dataset_path: Path, env_given: bool) -> tuple[SACConfig, object]:
+    """As ``saclab offline``: without --env the dataset's env, or none for a dataset that names none
+    (your own logs); and the sizes a run without an env takes from the dataset."""
+    from saclab.core.types import EnvSpec
+    from saclab.data.dataset import Dataset
+    from saclab.envs.make import check_env_id_from_file
+
+    dataset = Dataset.load(dataset_path)
+    if not env_given:
+        env = check_env_id_from_file(dataset.env_id, f"dataset {dataset_path}") if dataset.env_id else ""
+        config = config.replace(env=env)
+    return config, EnvSpec("", dataset.obs_dim, dataset.num_actions)
+
+
+def _check_envs(experiment: Experiment, workers: int, data_spec: object = None) -> None:
     """Refuse an unknown or unsupported environment, or a configuration that could not finish,
-    before any run starts."""
+    before any run starts (``data_spec``: the sizes of a run without an env)."""
     from saclab.envs.make import env_spec
     from saclab.runs.preflight import check_run
 
-    specs = {env: env_spec(env) for env in sorted({config.env for _, config in experiment.configs()})}
+    specs = {env: env_spec(env) if env else data_spec
+             for env in sorted({config.env for _, config in experiment.configs()})}
     for _, config in experiment.configs():
         check_run(config, experiment.seeds, specs[config.env], online=experiment.kind == "online",
                   parallel_runs=workers)
