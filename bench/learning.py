@@ -54,7 +54,7 @@ FIELDS = ("env", "seed", "steps", "final_return", "final_std", "best_eval", "rea
 
 
 def env_config(base: SACConfig, env: str, steps: int) -> SACConfig:
-    limit = registered_episode_limit(env)
+    limit = registered_episode_limit(env) or base.max_episode_steps  # an unregistered id: the config's cap
     return base.replace(env=env, total_steps=steps, total_episodes=0, max_episode_steps=limit,
                         checkpoint_every_steps=25_000)
 
@@ -62,7 +62,7 @@ def env_config(base: SACConfig, env: str, steps: int) -> SACConfig:
 def run_row(env: str, seed: int, run_dir: Path, config: SACConfig, threshold: float | None) -> dict:
     evaluations = read_evaluations(run_dir)
     metrics = [m for m in read_metrics(run_dir) if "alpha" in m]
-    policy = Policy.load(run_dir)
+    policy = Policy.load(run_dir, env=env)  # the id from the command line (it may name a module)
     final = policy.evaluate(FINAL_EPISODES, seed=10_000 + seed)
     replay = Dataset.load(run_dir / "replay.h5")
     r_max = float(np.max(replay.rewards))
