@@ -6,7 +6,7 @@ import pytest
 
 from saclab.config import SACConfig, preset
 from saclab.core.agent import Learner, init_state, update
-from saclab.core.networks import resolve_encoder
+from saclab.core.networks import conv3x3_valid, resolve_encoder
 from saclab.core.types import EnvSpec, batch_from_numpy
 from saclab.errors import SaclabError
 from saclab.runs.checkpoint import pytree_to_arrays
@@ -54,11 +54,11 @@ def test_minatar_network_shapes():
     learner = Learner.from_config(preset("test"), spec)
     state = init_state(learner, jax.random.PRNGKey(0))
     actor = shapes(state.actor_params)
-    assert actor["['EncodedMLP_0']['MinAtarEncoder_0']['Conv_0']['kernel']"] == (3, 3, 4, 16)
+    assert actor["['EncodedMLP_0']['MinAtarEncoder_0']['kernel']"] == (3, 3, 4, 16)
     assert actor["['EncodedMLP_0']['MLP_0']['Dense_0']['kernel']"] == (1024, 64)
     assert actor["['EncodedMLP_0']['MLP_0']['Dense_2']['kernel']"] == (64, 3)
     critic = shapes(state.critic_params)  # each twin critic its own encoder: a leading axis of 2
-    assert critic["['VmapEncodedMLP_0']['MinAtarEncoder_0']['Conv_0']['kernel']"] == (2, 3, 3, 4, 16)
+    assert critic["['VmapEncodedMLP_0']['MinAtarEncoder_0']['kernel']"] == (2, 3, 3, 4, 16)
     obs = np.random.default_rng(0).integers(0, 2, size=(5, 10, 10, 4)).astype(np.float32)
     assert learner.actor.apply({"params": state.actor_params}, obs).shape == (5, 3)
     q = learner.critic.apply({"params": state.critic_params}, obs)
@@ -104,3 +104,15 @@ def test_env_spec_shape_and_size():
     assert spec.obs_dim == 400 and spec.obs_shape == (10, 10, 4)
     with pytest.raises(ValueError):
         EnvSpec("x", 5, 2, (10, 10, 4))
+
+
+def test_the_minatar_convolution_is_a_3x3_valid_convolution():
+    r = np.random.default_rng(0)
+    x = r.normal(size=(2, 10, 10, 4)).astype(np.float32)
+    kernel = r.normal(size=(3, 3, 4, 16)).astype(np.float32)
+    bias = r.normal(size=16).astype(np.float32)
+    expected = jax.lax.conv_general_dilated(x, kernel, (1, 1), "VALID", dimension_numbers=("NHWC", "HWIO", "NHWC"))
+    np.testing.assert_allclose(conv3x3_valid(x, kernel, bias), expected + bias, rtol=1e-5, atol=1e-5)
+    # one output by hand: position (0, 0) of channel 0 sums the top-left 3x3x4 window times the kernel
+    by_hand = float(np.sum(x[0, :3, :3, :] * kernel[..., 0]) + bias[0])
+    assert float(conv3x3_valid(x, kernel, bias)[0, 0, 0, 0]) == pytest.approx(by_hand, rel=1e-5)
