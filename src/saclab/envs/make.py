@@ -1,7 +1,8 @@
-"""Environment creation and validation (Gymnasium).
+"""Environment creation and validation (Gymnasium; gymnax ids are handed to ``envs.gymnax_envs``).
 
 saclab handles any environment with a ``Discrete`` action space and a flat
 (1-D) ``Box`` observation space; anything else is refused with one line.
+gymnax ids (``gymnax:Name``) are trained by the compiled loop (``runs.compiled``).
 """
 
 from __future__ import annotations
@@ -10,17 +11,26 @@ import gymnasium as gym
 import numpy as np
 
 from saclab.core.types import EnvSpec
+from saclab.envs.gymnax_envs import gymnax_episode_cap, gymnax_name, gymnax_spec, is_gymnax
 from saclab.errors import SaclabError
 
 
 def _make(env_id: str, **kwargs) -> gym.Env:
     _check_syntax(env_id)
+    _refuse_gymnax(env_id)
     try:
         return gym.make(env_id, **kwargs)
     except gym.error.Error as e:  # NameNotFound, VersionNotFound, NamespaceNotFound, ...
         raise SaclabError(f"unknown environment {env_id!r}: {e}") from None
     except ImportError as e:
         raise SaclabError(f"environment {env_id!r} needs a missing package: {e}") from None
+
+
+def _refuse_gymnax(env_id: str) -> None:
+    # Gymnasium would import gymnax and make its own env of that name: a silent swap.
+    if is_gymnax(env_id):
+        raise SaclabError(f"{env_id} is a gymnax env: it trains in the compiled loop (saclab train --env {env_id}); "
+                          "Gymnasium vector envs cannot run it")
 
 
 def _check_syntax(env_id: object) -> None:
@@ -45,6 +55,9 @@ def check_env_id_from_file(env_id: object, source: str) -> str:
     """
     _check_syntax(env_id)
     assert isinstance(env_id, str)
+    if is_gymnax(env_id):  # imports gymnax only, never a module the file chooses
+        gymnax_name(env_id)
+        return env_id
     if ":" in env_id:
         module = env_id.split(":")[0]
         raise SaclabError(f"{source} names the environment {env_id!r}, which would import the module {module!r}; "
@@ -74,6 +87,8 @@ def check_spaces(env_id: str, observation_space: gym.Space, action_space: gym.Sp
 
 def env_spec(env_id: str) -> EnvSpec:
     """Validate ``env_id`` and return its sizes (creates and closes one env)."""
+    if is_gymnax(env_id):
+        return gymnax_spec(env_id)
     env = _make(env_id)
     try:
         return check_spaces(env_id, env.observation_space, env.action_space)
@@ -95,6 +110,7 @@ def make_vector_env(env_id: str, num_envs: int, max_episode_steps: int | None = 
     ``max_episode_steps`` truncates episodes (None: the env's registered limit)."""
     kwargs = {} if max_episode_steps is None else {"max_episode_steps": max_episode_steps}
     _check_syntax(env_id)
+    _refuse_gymnax(env_id)
     env = None
     for mode in ("vector_entry_point", "sync"):
         try:
@@ -116,6 +132,11 @@ def make_vector_env(env_id: str, num_envs: int, max_episode_steps: int | None = 
 
 def registered_episode_limit(env_id: str) -> int | None:
     """The episode cap ``env_id`` is registered with (None: none, or an unknown id)."""
+    if is_gymnax(env_id):
+        try:
+            return gymnax_episode_cap(env_id, 0)
+        except SaclabError:
+            return None
     try:
         return gym.spec(env_id).max_episode_steps
     except (gym.error.Error, ValueError, TypeError):  # malformed ids raise the latter two
@@ -126,6 +147,8 @@ def episode_cap(env_id: str, max_episode_steps: int) -> int:
     """The episode cap a run uses: ``max_episode_steps``, or with 0 the env's registered limit."""
     if max_episode_steps > 0:
         return max_episode_steps
+    if is_gymnax(env_id):
+        return gymnax_episode_cap(env_id, max_episode_steps)
     limit = registered_episode_limit(env_id)
     if not limit:
         raise SaclabError(f"{env_id} has no registered time limit: set max_episode_steps")

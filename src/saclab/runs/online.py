@@ -31,6 +31,7 @@ from saclab.core.agent import (
 )
 from saclab.data.buffer import ReplayBuffer
 from saclab.envs.evaluate import Evaluator
+from saclab.envs.gymnax_envs import is_gymnax
 from saclab.envs.make import episode_cap, make_env, rng_state, set_rng_state
 from saclab.errors import SaclabError
 from saclab.files import write_json
@@ -77,9 +78,16 @@ def train_online(
         on_episode_end: called with the episode's bookkeeping after each episode.
 
     The run directory is locked while the run trains: a second writer is refused (``saclab.locks``).
+    A gymnax env (``gymnax:Name``) trains in the compiled loop (``runs.compiled``); there
+    ``on_episode_end`` is called after each chunk of steps instead.
     """
     run_dir = Path(run_dir) if run_dir is not None else default_run_dir("online", config, seed)
     with directory_lock(run_dir):
+        if is_gymnax(config.env):
+            from saclab.runs.compiled import train_compiled  # JAX-native envs: one compiled loop
+
+            return train_compiled(config, seed, run_dir, resume, progress, tensorboard, save_replay,
+                                  on_chunk_end=on_episode_end)
         return _train_online(config, seed, run_dir, resume, progress, tensorboard, save_replay, on_episode_end)
 
 
@@ -260,6 +268,10 @@ def _done(config: SACConfig, counters: dict) -> bool:
 
 def check_resumable(run_dir: str | Path, config: SACConfig, seed: int) -> None:
     """Raise a one-line error if ``run_dir`` holds a checkpoint that ``config``/``seed`` cannot continue."""
+    if is_gymnax(config.env):
+        from saclab.runs.compiled import check_resumable as check_compiled
+
+        return check_compiled(run_dir, config, seed)
     checkpoint = find_checkpoint(run_dir)
     if checkpoint is not None:  # otherwise the run starts fresh
         check_compatible(load_meta(checkpoint), "online", config, seed, checkpoint)

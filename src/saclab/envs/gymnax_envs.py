@@ -1,0 +1,72 @@
+"""JAX-native environments (gymnax): ids ``gymnax:Name``, their creation, sizes and episode caps.
+
+gymnax envs are pure functions of (key, state, action, params), so the compiled
+online loop (``runs.compiled``) steps them inside its ``lax.scan``.  gymnax is
+an optional extra (``pip install saclab[jax-envs]``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from saclab.core.types import EnvSpec
+from saclab.errors import SaclabError
+
+GYMNAX_PREFIX = "gymnax:"
+INSTALL_HINT = 'gymnax envs need the jax-envs extra: pip install -e ".[jax-envs]"'
+
+
+def is_gymnax(env_id: object) -> bool:
+    """Whether ``env_id`` names a gymnax env (``gymnax:Name``)."""
+    return isinstance(env_id, str) and env_id.startswith(GYMNAX_PREFIX)
+
+
+def _gymnax() -> Any:
+    try:
+        import gymnax  # an optional extra
+    except ImportError as e:
+        raise SaclabError(f"{INSTALL_HINT} ({e})") from None
+    return gymnax
+
+
+def gymnax_name(env_id: str) -> str:
+    """The gymnax name of ``gymnax:Name``, checked against gymnax's registry."""
+    name = env_id[len(GYMNAX_PREFIX):]
+    registered = _gymnax().registered_envs
+    if name not in registered:
+        raise SaclabError(f"unknown gymnax environment {name!r} (e.g. CartPole-v1, Acrobot-v1, MountainCar-v0, "
+                          "Breakout-MinAtar, Asterix-MinAtar, Freeway-MinAtar, SpaceInvaders-MinAtar)")
+    return name
+
+
+def make_gymnax(env_id: str, max_episode_steps: int = 0) -> tuple[Any, Any, EnvSpec]:
+    """(env, env_params, spec) of ``gymnax:Name``; ``max_episode_steps`` > 0 replaces the env's own cap
+    (a time-limit truncation, which bootstraps).  Discrete actions only."""
+    gymnax = _gymnax()
+    name = gymnax_name(env_id)
+    try:
+        env, params = gymnax.make(name)
+    except (NotImplementedError, ValueError) as e:
+        raise SaclabError(f"gymnax cannot make {name}: {e}") from None
+    if max_episode_steps > 0:
+        params = params.replace(max_steps_in_episode=max_episode_steps)
+    actions = env.action_space(params)
+    if not isinstance(actions, gymnax.environments.spaces.Discrete):
+        raise SaclabError(f"{env_id}: discrete SAC needs a Discrete action space, got {type(actions).__name__}")
+    observations = env.observation_space(params)
+    dtype = "uint8" if "uint8" in str(observations.dtype) else "float32"
+    spec = EnvSpec.of_shape(env_id, tuple(int(n) for n in observations.shape), int(actions.n), dtype)
+    return env, params, spec
+
+
+def gymnax_spec(env_id: str) -> EnvSpec:
+    """The sizes of ``gymnax:Name`` (validated)."""
+    return make_gymnax(env_id)[2]
+
+
+def gymnax_episode_cap(env_id: str, max_episode_steps: int) -> int:
+    """The episode cap a run uses: ``max_episode_steps``, or with 0 the env's own."""
+    if max_episode_steps > 0:
+        return max_episode_steps
+    env, params, _ = make_gymnax(env_id)
+    return int(params.max_steps_in_episode)
