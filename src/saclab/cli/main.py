@@ -12,7 +12,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 
-from saclab.cli import export, offline, study, sweep, train
+from saclab.cli import export, offline, ope, study, sweep, train
 from saclab.errors import SaclabError
 
 COMMANDS: dict[str, tuple[str, Callable[[list[str]], int]]] = {
@@ -23,6 +23,7 @@ COMMANDS: dict[str, tuple[str, Callable[[list[str]], int]]] = {
     "collect": ("collect a dataset with a checkpoint or a random policy", offline.cmd_collect),
     "dataset": ("dataset tools: info | export | import (your logs: CSV, npz, Parquet; Minari)", offline.cmd_dataset),
     "export": ("export a run's policy as safetensors + JSON for NumPy-only inference", export.cmd_export),
+    "ope": ("off-policy evaluation (FQE) of a policy on a dataset; --select ranks several", ope.cmd_ope),
     "sweep": ("grid x seeds of online or offline runs (local processes or Ray)", sweep.cmd_sweep),
     "summarize": ("table of a sweep: mean, IQM and 95% CIs per configuration", sweep.cmd_summarize),
     "study": ("the notebook study end to end, with a written report", study.cmd_study),
