@@ -70,6 +70,8 @@ BASE = {
     "expert/sac": {"finals": [150.0], "q_data": 40.0, "q_greedy": 90.0, "mc_return": 50.0, "alpha": 0.01},
     "expert/cql": {"finals": [140.0], "q_data": 38.0, "q_greedy": 40.0, "mc_return": 50.0, "alpha": 0.01},
     "sweep/50": {"finals": [120.0, 130.0], "q_data": 20.0, "q_greedy": 21.0, "mc_return": 64.0, "alpha": 0.01},
+    "replay/bc": {"finals": [150.0, 170.0, 190.0], "alpha": 0.01},  # behaviour cloning: no critic
+    "expert/bc": {"finals": [130.0], "alpha": 0.01},
 }
 
 
@@ -161,6 +163,15 @@ def test_q2_overlapping_intervals_rank_nothing(tmp_path):
     assert ("final return IQM CQL 178.3 [160.0, 195.0] vs offline SAC 185.0 [170.0, 200.0] (n = 3 and 3 seeds); "
             "the 95% confidence intervals overlap, so this run does not separate them") in text
     assert "is better**" not in text
+
+
+def test_q2_compares_cql_with_behaviour_cloning(tmp_path):
+    _, text = report_text(tmp_path / "overlap")
+    assert ("Against behaviour cloning, the reference that imitates the data's actions and learns no values: final "
+            "return IQM CQL 178.3 [160.0, 195.0] vs behaviour cloning 170.0 [150.0, 190.0]") in text
+    assert "expert data: SAC 150.0, CQL 140.0, BC 130.0" in text
+    _, text = report_text(tmp_path / "bc", {"replay/bc": {"finals": [199.0, 199.5, 200.0]}})
+    assert "do not overlap: **behaviour cloning is better**" in text
 
 
 def test_q2_separated_intervals_name_the_better_agent(tmp_path):

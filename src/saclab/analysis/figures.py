@@ -42,6 +42,9 @@ def sweep_figure(numbers: dict[str, Any], out: Path) -> Path | None:
         estimates = [g[key] for _, g in sweep]
         ax1.errorbar(xs, [e["iqm"] for e in estimates], yerr=_error_bars(estimates), marker="o", capsize=3,
                      label=f"{label} (IQM, 95% CI)")
+    bc = numbers["groups"].get("replay/bc")
+    if bc is not None and bc["n"] and not math.isnan(bc["final"]["iqm"]):  # the reference every offline paper gives
+        ax1.axhline(bc["final"]["iqm"], color="gray", linestyle=":", label="behaviour cloning, final (IQM)")
     ax1.set_xlabel("CQL weight (TRADEOFF_FACTOR)")
     ax1.set_ylabel("greedy evaluation return")
     ax2.plot(xs, [g["q_data"] for _, g in sweep], marker="o", label="mean Q(s, a_data)")
@@ -96,9 +99,11 @@ def study_figures(numbers: dict[str, Any], figure_dir: Path) -> dict[str, str]:
     if plot_curves({"online SAC": groups["online"]["runs"]}, figure_dir / "online.png",
                    title=f"Online SAC on {env}\n{BAND}"):
         figures["online"] = "figures/online.png"
-    if plot_curves({"offline SAC": groups["replay/sac"]["runs"], "CQL": groups["replay/cql"]["runs"]},
-                   figure_dir / "offline.png", x="epoch",
-                   title=f"Offline SAC vs CQL on the replay buffers, {env}\n{BAND}"):
+    curves = {"offline SAC": groups["replay/sac"]["runs"], "CQL": groups["replay/cql"]["runs"]}
+    if "replay/bc" in groups:  # studies before behaviour cloning have none
+        curves["behaviour cloning"] = groups["replay/bc"]["runs"]
+    if plot_curves(curves, figure_dir / "offline.png", x="epoch",
+                   title=f"Offline SAC vs CQL (and behaviour cloning) on the replay buffers, {env}\n{BAND}"):
         figures["offline"] = "figures/offline.png"
     if sweep_figure(numbers, figure_dir / "cql_sweep.png"):
         figures["sweep"] = "figures/cql_sweep.png"

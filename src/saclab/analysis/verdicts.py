@@ -102,9 +102,12 @@ def sac_vs_cql(numbers: dict[str, Any]) -> dict[str, Any]:
     sac, cql = g["replay/sac"], g["replay/cql"]
     q = relation(cql["q_data"], sac["q_data"], scale)
     tiers = [{"tier": t, "sac": g[f"{t}/sac"]["final"]["mean"], "cql": g[f"{t}/cql"]["final"]["mean"],
+              "bc": g[f"{t}/bc"]["final"]["mean"] if f"{t}/bc" in g else None,
               "data_return": numbers["datasets"][t]["return_mean"]}
              for t in numbers["plan"]["tiers"] if f"{t}/sac" in g and f"{t}/cql" in g and t in numbers["datasets"]]
+    bc = g.get("replay/bc")  # studies before behaviour cloning have none
     return {"final": compare("CQL", cql, "offline SAC", sac, "final"),
+            "bc": compare("CQL", cql, "behaviour cloning", bc, "final") if bc is not None and bc["n"] else None,
             "best": compare("CQL", cql, "offline SAC", sac, "best"),
             "q_relation": q,
             "shift_note": q == "higher than" and entropy_in_target(numbers) and cql["alpha"] > 0.05 * scale,

@@ -44,7 +44,9 @@ from saclab.launch.plan import StudyPlan
 from saclab.launch.pool import run_jobs
 
 PLAN_FILE = "study.json"
-AGENTS = {"sac": 0.0, "cql": NOTEBOOK_CQL_WEIGHT}
+AGENTS: dict[str, dict[str, Any]] = {"sac": {"cql_weight": 0.0}, "cql": {"cql_weight": NOTEBOOK_CQL_WEIGHT},
+                                     "bc": {"algo": "bc", "cql_weight": 0.0}}
+"""The offline agents on every dataset: SAC, CQL (the notebook's weight) and behaviour cloning (the reference)."""
 
 
 # ---------------------------------------------------------------------------------------
@@ -84,7 +86,7 @@ def tier_dataset(out: Path, tier: str) -> Path:
 def offline_jobs(plan: StudyPlan, out: Path) -> tuple[list[Job], dict[str, list[str]]]:
     """All offline runs (deduplicated) and the run groups the report compares.
 
-    Group names: ``replay/sac``, ``replay/cql``, ``<tier>/sac``, ``<tier>/cql``,
+    Group names: ``replay/<agent>`` and ``<tier>/<agent>`` for each of ``AGENTS`` (sac, cql, bc),
     ``sweep/<weight>``, and with an ablation ``ablation/<sac|cql>/<variant>`` (on the replay datasets).
     """
     jobs: dict[tuple, Job] = {}
@@ -96,14 +98,14 @@ def offline_jobs(plan: StudyPlan, out: Path) -> tuple[list[Job], dict[str, list[
             jobs[key] = Job("offline", config, seed, str(run_dir), str(dataset), tags={"group": group})
         groups.setdefault(group, []).append(jobs[key].run_dir)
 
-    for agent, weight in AGENTS.items():
-        config = plan.offline.replace(cql_weight=weight)
+    for agent, fields in AGENTS.items():
+        config = plan.offline.replace(**fields)
         for s in plan.offline_seeds:
             add(f"replay/{agent}", config, s, replay_dataset(plan, out, s),
                 out / "offline" / "replay" / agent / f"seed-{s}")
     for tier in plan.tiers:
-        for agent, weight in AGENTS.items():
-            config = plan.offline.replace(cql_weight=weight, epochs=plan.tier_epochs)
+        for agent, fields in AGENTS.items():
+            config = plan.offline.replace(**fields, epochs=plan.tier_epochs)
             for s in plan.tier_seeds:
                 add(f"{tier}/{agent}", config, s, tier_dataset(out, tier), out / "offline" / tier / agent / f"seed-{s}")
     for weight in plan.sweep_weights:
@@ -112,8 +114,8 @@ def offline_jobs(plan: StudyPlan, out: Path) -> tuple[list[Job], dict[str, list[
             add(f"sweep/{weight:g}", config, s, replay_dataset(plan, out, s),
                 out / "sweep" / f"cql_weight={weight:g}" / f"seed-{s}")
     for variant, base in (variants(plan.offline, online=False) if plan.ablation_seeds else {}).items():
-        for agent, weight in AGENTS.items():
-            config = base.replace(cql_weight=weight, epochs=plan.ablation_epochs)
+        for agent in ("sac", "cql"):  # the deviations are SAC's; BC has none of them
+            config = base.replace(**AGENTS[agent], epochs=plan.ablation_epochs)
             for s in plan.ablation_seeds:
                 add(f"ablation/{agent}/{variant}", config, s, replay_dataset(plan, out, s),
                     out / "ablation" / agent / variant / f"seed-{s}")
