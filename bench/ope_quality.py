@@ -28,7 +28,7 @@ from scipy.stats import spearmanr
 from saclab.config import preset
 from saclab.data.dataset import Dataset
 from saclab.files import write_json, write_text
-from saclab.runs.fqe import FQEConfig, fqe_evaluate, load_evaluated_policy
+from saclab.runs.fqe import FQEConfig, fqe_evaluate, load_evaluated_policy, return_range
 from saclab.runs.offline import train_offline
 from saclab.runs.online import train_online
 from saclab.runs.policy import Policy
@@ -103,6 +103,7 @@ def measure(env_id: str, out: Path, episodes: int, tier_episodes: int, fqe: FQEC
     """One row per candidate policy: FQE estimate and CI, true returns (cached in each run dir)."""
     replay, candidates = make_policies(env_id, out, tier_episodes)
     data = Dataset.load(replay)
+    low, high = return_range(data.rewards, fqe.gamma)
     rows = []
     for label, info in candidates.items():
         cache = info["run"] / "ope_quality.json"
@@ -116,6 +117,7 @@ def measure(env_id: str, out: Path, episodes: int, tier_episodes: int, fqe: FQEC
                    "true_discounted": float(discounted.mean()), "true_return": float(undiscounted.mean()),
                    "fqe_updates": estimate.updates, "seconds": round(time.perf_counter() - started, 1)}
             write_json(cache, row)
+        row["diverged"] = not low <= row["fqe_estimate"] <= high  # saclab ope ranks these last
         print(f"[{env_id}] {label:28s} FQE {row['fqe_estimate']:8.2f} [{row['ci_low']:.2f}, {row['ci_high']:.2f}]  "
               f"true discounted {row['true_discounted']:8.2f}  return {row['true_return']:8.1f}", flush=True)
         rows.append(row)
@@ -123,8 +125,11 @@ def measure(env_id: str, out: Path, episodes: int, tier_episodes: int, fqe: FQEC
 
 
 def summary(rows: list[dict]) -> dict:
-    """Rank correlations and the regret of deploying the top-ranked policy."""
-    estimate = np.array([r["fqe_estimate"] for r in rows])
+    """Rank correlations and the regret of deploying the top-ranked policy, ranked as ``saclab ope --select``
+    does (a diverged estimate, outside every return's range, last); also the raw estimates' correlation."""
+    raw = np.array([r["fqe_estimate"] for r in rows])
+    diverged = np.array([r["diverged"] for r in rows])
+    estimate = raw if diverged.all() else np.where(diverged, raw[~diverged].min() - 1.0, raw)
     discounted = np.array([r["true_discounted"] for r in rows])
     returns = np.array([r["true_return"] for r in rows])
     chosen = int(np.argmax(estimate))
@@ -132,6 +137,7 @@ def summary(rows: list[dict]) -> dict:
     return {"env": rows[0]["env"], "policies": len(rows),
             "spearman_discounted": float(spearmanr(estimate, discounted).statistic),
             "spearman_return": float(spearmanr(estimate, returns).statistic),
+            "spearman_raw_discounted": float(spearmanr(raw, discounted).statistic), "diverged": int(diverged.sum()),
             "selected": rows[chosen]["policy"], "selected_return": float(returns[chosen]),
             "best_return": float(returns.max()), "regret": regret,
             "regret_pct_of_best": 100 * regret / abs(returns.max()) if returns.max() else float("nan"),
@@ -148,9 +154,13 @@ def write_results(rows: list[dict], summaries: list[dict], fqe: FQEConfig, episo
              f"FQE on the online run's replay data: {fqe.min_updates} updates (batch {fqe.batch_size}, "
              f"hidden {fqe.hidden_sizes}, hard target copy every {fqe.target_update_every}), gamma {fqe.gamma}; "
              f"true returns: {episodes} greedy episodes per policy.", "",
-             "| env | policies | Spearman (discounted) | Spearman (return) | selected | its return | best | "
-             "regret | % of best | % of range |", "|---|---|---|---|---|---|---|---|---|---|"]
-    lines += [f"| {s['env']} | {s['policies']} | {s['spearman_discounted']:.2f} | {s['spearman_return']:.2f} | "
+             "Ranked as `saclab ope --select` ranks: an estimate outside every return's range (FQE diverged) last; "
+             "'raw': by the estimates as they are.", "",
+             "| env | policies | diverged | Spearman (discounted) | Spearman (return) | Spearman raw (discounted) | "
+             "selected | its return | best | regret | % of best | % of range |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    lines += [f"| {s['env']} | {s['policies']} | {s['diverged']} | {s['spearman_discounted']:.2f} | "
+              f"{s['spearman_return']:.2f} | {s['spearman_raw_discounted']:.2f} | "
               f"{s['selected']} | {s['selected_return']:.1f} | {s['best_return']:.1f} | {s['regret']:.1f} | "
               f"{s['regret_pct_of_best']:.1f} | {s['regret_pct_of_range']:.1f} |" for s in summaries]
     lines += ["", "| env | policy | FQE estimate | 95% CI | true discounted | true return |",

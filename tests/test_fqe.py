@@ -8,7 +8,7 @@ import pytest
 
 from saclab.core import fqe
 from saclab.data.dataset import Dataset
-from saclab.runs.fqe import EvaluatedPolicy, FQEConfig, fqe_evaluate, percentile_ci
+from saclab.runs.fqe import EvaluatedPolicy, FQEConfig, OPEResult, fqe_evaluate, percentile_ci, rank, return_range
 
 
 def test_greedy_probs_are_one_hot_on_the_argmax():
@@ -74,3 +74,15 @@ def test_percentile_ci_brackets_the_mean_and_is_seeded():
     assert low < values.mean() < high
     assert high - low == pytest.approx(2 * 1.96 / 20, rel=0.2)  # ~ 2 * 1.96 sigma / sqrt(n)
     assert percentile_ci(values, 2000, seed=0) == (low, high)
+
+
+def test_return_range_and_diverged_estimates_rank_last():
+    # rewards in [-1, 2], gamma 0.9: every return lies in [-10, 20]
+    assert return_range(np.array([-1.0, 2.0]), 0.9) == pytest.approx((-10.0, 20.0))
+    assert return_range(np.array([1.0, 1.0]), 0.9) == pytest.approx((0.0, 10.0))  # an episode may end at once
+
+    def result(name, estimate):
+        return OPEResult(name, estimate, estimate, estimate, 1, 0.0, 1, 1, 0.0, 0.0, (0.0, 10.0))
+
+    ranked = rank([result("good", 9.0), result("diverged", 1e5), result("poor", 2.0)])
+    assert [r.policy for r in ranked] == ["good", "poor", "diverged"] and ranked[2].diverged

@@ -72,10 +72,16 @@ def cmd_ope(argv: list[str]) -> int:
         width = max(len(r.policy) for r in ranked)
         print(f"{'rank':>4}  {'policy'.ljust(width)}  {'estimate':>10}  95% CI")
         for n, r in enumerate(ranked, 1):
-            print(f"{n:>4}  {r.policy.ljust(width)}  {r.estimate:>10.3f}  [{r.ci_low:.3f}, {r.ci_high:.3f}]")
+            print(f"{n:>4}  {r.policy.ljust(width)}  {r.estimate:>10.3f}  [{r.ci_low:.3f}, {r.ci_high:.3f}]"
+                  f"{'  diverged' if r.diverged else ''}")
     print(f"data's own discounted return from those states (the behaviour policy's, Monte Carlo): "
           f"{first.data_mc_return:.3f}")
     print(f"({where}; the CI covers which initial states were logged, not FQE's own error)")
+    for r in results:
+        if r.diverged:
+            print(f"saclab ope: warning: {r.policy}: estimate {r.estimate:.3g} lies outside [{r.return_range[0]:.3g}, "
+                  f"{r.return_range[1]:.3g}], where every return lies: FQE diverged (the data rarely shows this "
+                  "policy's actions); do not trust it", file=sys.stderr)
     return 0
 
 

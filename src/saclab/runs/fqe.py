@@ -82,6 +82,14 @@ class OPEResult:
     updates: int
     final_loss: float
     seconds: float
+    return_range: tuple[float, float] = (-math.inf, math.inf)
+    """Where every discounted return lies given the data's rewards (``return_range``)."""
+
+    @property
+    def diverged(self) -> bool:
+        """The estimate lies outside ``return_range``: no return can be there, FQE has diverged (typically a
+        policy whose actions the data rarely shows)."""
+        return not self.return_range[0] <= self.estimate <= self.return_range[1]
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -184,14 +192,22 @@ def fqe_evaluate(policy: EvaluatedPolicy, dataset: Dataset, config: FQEConfig = 
     values = np.asarray(initial_values(learner, state, jnp.asarray(starts), jnp.asarray(start_probs)), np.float64)
     low, high = percentile_ci(values, config.resamples, config.seed)
     data_mc = float(dataset.discounted_returns(config.gamma)[dataset.episode_starts].mean())
+    bounds = return_range(dataset.rewards, config.gamma)
     return OPEResult(str(policy.path), float(values.mean()), low, high, len(values), data_mc, epochs, len(indices),
-                     float(losses[-min(len(losses), per_epoch):].mean()), round(time.perf_counter() - started, 3))
+                     float(losses[-min(len(losses), per_epoch):].mean()), round(time.perf_counter() - started, 3),
+                     bounds)
 
 
 def rank(results: list[OPEResult]) -> list[OPEResult]:
-    """Best estimate first."""
-    return sorted(results, key=lambda r: r.estimate, reverse=True)
+    """Best estimate first; diverged estimates (outside every return's range) last, whatever their value."""
+    return sorted(results, key=lambda r: (not r.diverged, r.estimate), reverse=True)
 
 
-__all__ = ["FQEConfig", "EvaluatedPolicy", "OPEResult", "load_evaluated_policy", "candidate_dirs", "greedy_one_hot",
-           "percentile_ci", "check_fit", "fqe_evaluate", "rank"]
+def return_range(rewards: np.ndarray, gamma: float) -> tuple[float, float]:
+    """Where every discounted return lies when each reward is in [r_min, r_max]:
+    [min(r_min, 0), max(r_max, 0)] / (1 - gamma) (an episode may end at any step)."""
+    return min(float(rewards.min()), 0.0) / (1 - gamma), max(float(rewards.max()), 0.0) / (1 - gamma)
+
+
+__all__ = ["return_range", "FQEConfig", "EvaluatedPolicy", "OPEResult", "load_evaluated_policy", "candidate_dirs",
+           "greedy_one_hot", "percentile_ci", "check_fit", "fqe_evaluate", "rank"]
