@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from saclab.errors import SaclabError
-from saclab.runs.runlog import read_run_config
+from saclab.runs.runlog import read_json_object, read_run_config
 
 SWEEP_FILE = "sweep.json"  # written by saclab.launch.sweep.Experiment.save
 STUDY_FILE = "study.json"  # written by saclab.launch.study
@@ -127,12 +127,7 @@ def read_study(directory: str | os.PathLike) -> StudyFiles:
     path = directory / STUDY_FILE
     if not path.is_file():
         raise SaclabError(f"{directory} is not a study directory (no {STUDY_FILE})")
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:
-        raise SaclabError(f"unreadable {path}: {e}".splitlines()[0]) from None
-    if not isinstance(data, dict):
-        raise SaclabError(f"malformed {path}: not a JSON object")
+    data = read_json_object(path)
     if "groups" not in data or "datasets" not in data:
         raise SaclabError(f"{path} lists no runs (written by an older saclab): run `saclab report {directory}`, "
                           "which records them")

@@ -27,7 +27,6 @@ study again continues where it stopped.  The layout::
 
 from __future__ import annotations
 
-import json
 import sys
 import time
 from collections.abc import Callable
@@ -42,6 +41,7 @@ from saclab.launch.estimate import estimate_seconds, seconds_per_update
 from saclab.launch.jobs import Job, JobOutcome
 from saclab.launch.plan import StudyPlan
 from saclab.launch.pool import run_jobs
+from saclab.runs.runlog import read_json_object
 
 PLAN_FILE = "study.json"
 AGENTS: dict[str, dict[str, Any]] = {"sac": {"cql_weight": 0.0}, "cql": {"cql_weight": NOTEBOOK_CQL_WEIGHT},
@@ -167,13 +167,7 @@ def load_plan(out: str | Path) -> StudyPlan:
     path = Path(out) / PLAN_FILE
     if not path.is_file():
         raise SaclabError(f"{out} is not a study directory (no {PLAN_FILE})")
-    try:
-        data = json.loads(path.read_text())
-    except OSError as e:
-        raise SaclabError(f"cannot read {path}: {e.strerror or e}") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise SaclabError(f"corrupt {path}: {e}") from None
-    return StudyPlan.from_dict(data, str(path))
+    return StudyPlan.from_dict(read_json_object(path), str(path))
 
 
 def write_plan(plan: StudyPlan, out: str | Path) -> Path:

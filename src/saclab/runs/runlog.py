@@ -185,7 +185,8 @@ def write_result(run_dir: str | os.PathLike, result: dict[str, Any]) -> None:
     write_json(Path(run_dir) / RESULT_FILE, result)
 
 
-def _read_json_object(path: Path) -> dict[str, Any]:
+def read_json_object(path: Path) -> dict[str, Any]:
+    """A JSON file that must hold an object, or a one-line error naming it."""
     try:
         data = json.loads(path.read_text())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:
@@ -201,7 +202,7 @@ def read_result(run_dir: str | os.PathLike) -> dict[str, Any] | None:
     path = Path(run_dir) / RESULT_FILE
     if not path.exists():
         return None
-    result = _read_json_object(path)
+    result = read_json_object(path)
     no_returns = result.get("simulator") is False and not ({"final_return", "best_return"} & set(result))
     if not no_returns and not all(_is_number(result.get(key)) for key in ("final_return", "best_return")):
         raise SaclabError(f"malformed {path}: final_return and best_return must be numbers")
@@ -214,7 +215,7 @@ def read_run_config(run_dir: str | os.PathLike) -> dict[str, Any] | None:
     path = Path(run_dir) / CONFIG_FILE
     if not path.exists():
         return None
-    data = _read_json_object(path)
+    data = read_json_object(path)
     if not isinstance(data.get("kind"), str) or not isinstance(data.get("config"), dict):
         raise SaclabError(f"malformed {path}: it needs a kind and a config object")
     return data
