@@ -6,7 +6,8 @@ weights and epochs, behaviour cloning, short online runs).  Each policy is estim
 on the replay data (``saclab.runs.fqe``) and run greedily for ``--episodes`` episodes for its
 true discounted and undiscounted return.  Prints Spearman's rank correlation between estimates
 and true returns, and the regret of deploying the top-ranked policy; writes
-bench/results/ope_quality.{md,csv}.  Everything is cached in --out: a second call reuses it.
+bench/results/ope_quality.{md,csv}.  Everything is cached in --out: a second call reuses it (each policy's
+estimate and true returns in its run dir's ope_quality.json: delete those to re-estimate with other FQE settings).
 
     taskset -c 0 python bench/ope_quality.py                        # both envs, ~20-30 min on one core
     python bench/ope_quality.py --envs CartPole-v1 --out /tmp/ope
