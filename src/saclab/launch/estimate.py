@@ -32,6 +32,10 @@ def seconds_per_update(config: SACConfig) -> float:
     return (time.perf_counter() - start) / u
 
 
+AGENTS = 3
+"""Offline agents per dataset (SAC, CQL, behaviour cloning; BC, an actor alone, is counted as a full update)."""
+
+
 def estimate_seconds(plan: StudyPlan, per_update: float) -> float:
     """Compute time of the whole study on one core, an upper bound: every online episode at the
     cap, offline data as large as the replay, every ablation variant run anew.  Parallel workers
@@ -48,8 +52,8 @@ def estimate_seconds(plan: StudyPlan, per_update: float) -> float:
     tier_size = plan.tier_episodes * c.max_episode_steps
     # The ablation: at most 4 online variants (corrected, two deviations, all) and 5 offline ones, SAC and CQL.
     return (online_run * (len(plan.online_seeds) + 4 * len(plan.ablation_seeds))
-            + offline(plan.offline.epochs, 2 * len(plan.offline_seeds), steps)
-            + offline(plan.tier_epochs, 2 * len(plan.tiers) * len(plan.tier_seeds), tier_size)
+            + offline(plan.offline.epochs, AGENTS * len(plan.offline_seeds), steps)
+            + offline(plan.tier_epochs, AGENTS * len(plan.tiers) * len(plan.tier_seeds), tier_size)
             + offline(plan.sweep_epochs, len(plan.sweep_weights) * len(plan.sweep_seeds), steps)
             + offline(plan.ablation_epochs, 2 * 5 * len(plan.ablation_seeds), steps))
 

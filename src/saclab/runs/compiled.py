@@ -44,7 +44,15 @@ from saclab.runs.checkpoint import (
 )
 from saclab.runs.diagnostics import RunawayWatch, final_diagnostics
 from saclab.runs.offline_records import warn
-from saclab.runs.run import BUDGET_FIELDS, RunResult, evaluation_seed, finished_result, return_stats, summarize
+from saclab.runs.run import (
+    BUDGET_FIELDS,
+    RunResult,
+    budget_spent,
+    evaluation_seed,
+    finished_result,
+    return_stats,
+    summarize,
+)
 from saclab.runs.runlog import CONFIG_FILE, RunLog, read_evaluations, read_result, write_result
 from saclab.runtime import enable_compilation_cache, progress_bar
 from saclab.version import __version__
@@ -202,7 +210,7 @@ def train_compiled(config: SACConfig, seed: int, run_dir: Path, resume: bool = F
     if resume and (checkpoint := find_checkpoint(run_dir)) is not None:
         meta = load_meta(checkpoint)
         _check_resumable(meta, config, seed, chunk_steps, checkpoint)
-        if read_result(run_dir) is not None and _done(config, meta["counters"]):
+        if read_result(run_dir) is not None and budget_spent(config, meta["counters"]):
             return finished_result(run_dir, config, seed)
         loop = _load_loop(checkpoint, loop)
         counters, train_returns, resumed = meta["counters"], list(meta["train_returns"]), True
@@ -251,7 +259,7 @@ def train_compiled(config: SACConfig, seed: int, run_dir: Path, resume: bool = F
         save_checkpoint(checkpoint_dir, loop.agent, meta, lambda d: save_file(rest, str(d / LOOP_FILE)))
 
     try:
-        while not _done(config, counters):
+        while not budget_spent(config, counters):
             length = min(chunk_steps, config.total_steps - counters["step"]) if config.total_steps else chunk_steps
             loop, finished = run_chunk(learner, settings, env, length, env_params, loop)
             ended = np.asarray(finished, np.float64)
@@ -265,7 +273,8 @@ def train_compiled(config: SACConfig, seed: int, run_dir: Path, resume: bool = F
                 counters["evaluated_blocks"] = blocks
                 evaluate()
             since = counters["step"] - counters["last_checkpoint_step"]
-            if config.checkpoint_every_steps and since >= config.checkpoint_every_steps and not _done(config, counters):
+            due = config.checkpoint_every_steps and since >= config.checkpoint_every_steps
+            if due and not budget_spent(config, counters):
                 checkpoint()
             if on_chunk_end is not None:
                 on_chunk_end({"step": counters["step"], "episode": counters["episode"]})
@@ -288,11 +297,6 @@ def train_compiled(config: SACConfig, seed: int, run_dir: Path, resume: bool = F
                         loop="compiled", **final_diagnostics(evaluations))
     write_result(run_dir, summary)
     return RunResult(run_dir, config, seed, summary, evaluations, loop.agent, learner)
-
-
-def _done(config: SACConfig, counters: dict) -> bool:
-    return bool((config.total_steps and counters["step"] >= config.total_steps)
-                or (config.total_episodes and counters["episode"] >= config.total_episodes))
 
 
 def _load_loop(checkpoint: Path, template: LoopState) -> LoopState:

@@ -41,6 +41,7 @@ from saclab.runs.diagnostics import RunawayWatch, final_diagnostics
 from saclab.runs.offline_records import warn
 from saclab.runs.run import (
     RunResult,
+    budget_spent,
     check_compatible,
     default_run_dir,
     evaluation_seed,
@@ -115,7 +116,7 @@ def _train_online(config: SACConfig, seed: int, run_dir: Path, resume: bool, pro
         if checkpoint is not None:
             meta = load_meta(checkpoint)
             check_compatible(meta, "online", config, seed, checkpoint)
-            if read_result(run_dir) is not None and _done(config, meta["counters"]):
+            if read_result(run_dir) is not None and budget_spent(config, meta["counters"]):
                 env.close()
                 return finished_result(run_dir, config, seed)  # nothing left to do
             state = load_state(checkpoint, state)
@@ -191,7 +192,7 @@ def _train_online(config: SACConfig, seed: int, run_dir: Path, resume: bool, pro
         save_checkpoint(checkpoint_dir, state, meta, lambda d: buffer.save(d / BUFFER_FILE))
 
     try:
-        while not _done(config, counters):
+        while not budget_spent(config, counters):
             step = counters["step"]
             if pending_action is None:
                 action = int(sample_action_at(learner, state.actor_params, obs, act_key, step))
@@ -259,11 +260,6 @@ def _train_online(config: SACConfig, seed: int, run_dir: Path, resume: bool, pro
 
 def _budget(config: SACConfig) -> int:
     return config.total_steps if config.total_steps else config.total_episodes
-
-
-def _done(config: SACConfig, counters: dict) -> bool:
-    return bool((config.total_steps and counters["step"] >= config.total_steps)
-                or (config.total_episodes and counters["episode"] >= config.total_episodes))
 
 
 def check_resumable(run_dir: str | Path, config: SACConfig, seed: int) -> None:

@@ -62,6 +62,12 @@ def default_run_dir(kind: str, config: SACConfig, seed: int) -> Path:
     return Path("runs") / f"{kind}-{config.env or 'no-env'}-{stamp}" / f"seed-{seed}"
 
 
+def budget_spent(config: SACConfig, counters: dict) -> bool:
+    """Whether an online run has used its budget (``total_steps`` or ``total_episodes``, whichever is set)."""
+    return bool((config.total_steps and counters["step"] >= config.total_steps)
+                or (config.total_episodes and counters["episode"] >= config.total_episodes))
+
+
 def evaluation_seed(seed: int, index: int) -> int:
     """Seed of the ``index``-th evaluation of run ``seed`` (fresh episodes each time)."""
     return int(np.random.SeedSequence([seed, index, 0xE7A1]).generate_state(1)[0])
@@ -103,5 +109,5 @@ def check_compatible(meta: dict, kind: str, config: SACConfig, seed: int, checkp
                           f"({meta['dataset'].get('path') or 'sha256 ' + meta['dataset']['sha256'][:12]})")
 
 
-__all__ = ["RunResult", "finished_result", "holds_run", "RUN_MARKERS", "default_run_dir", "evaluation_seed",
-           "return_stats", "summarize", "check_compatible", "BUDGET_FIELDS"]
+__all__ = ["RunResult", "budget_spent", "finished_result", "holds_run", "RUN_MARKERS", "default_run_dir",
+           "evaluation_seed", "return_stats", "summarize", "check_compatible", "BUDGET_FIELDS"]
