@@ -30,6 +30,15 @@ def test_state_value_without_entropy_backup_is_the_expected_q():
     assert float(v[0]) == pytest.approx(0.25, abs=1e-7)
 
 
+def test_state_value_with_the_double_average_target():
+    # mean over critics = (2, 1): V = 0.25 * 2 + 0.75 * 1 = 1.25 (alpha 0); min gives 0.25 above
+    np.testing.assert_allclose(losses.target_critic_value(Q_NEXT, "mean"), [[2.0, 1.0]])
+    v = losses.soft_state_value(LOG_P, Q_NEXT, jnp.asarray(0.0), "mean")
+    assert float(v[0]) == pytest.approx(1.25, abs=1e-7)
+    with pytest.raises(ValueError, match="reduction"):
+        losses.target_critic_value(Q_NEXT, "max")
+
+
 def test_td_target_bootstraps_unless_terminated():
     y = losses.td_target(jnp.array([1.0, 1.0]), jnp.array([0.0, 1.0]), jnp.array([10.0, 10.0]), 0.9)
     np.testing.assert_allclose(y, [10.0, 1.0])

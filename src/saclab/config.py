@@ -45,6 +45,8 @@ class SACConfig:
     """Polyak factor of the target critics (target <- tau*online + (1-tau)*target)."""
     n_step: int = 1
     """Rewards summed in the critic's target before bootstrapping, within an episode (1 = one-step TD)."""
+    critic_target_reduction: str = "min"
+    """How the twin target critics combine in the critic's target: min (clipped double Q) or mean (SD-SAC)."""
 
     # --- entropy temperature ----------------------------------------------------------
     initial_alpha: float = 1.0
@@ -151,6 +153,8 @@ def validate(c: SACConfig) -> None:
     _check(c.batch_size >= 1, f"batch_size must be >= 1, got {c.batch_size}")
     _check(0.0 <= c.gamma < 1.0, f"gamma must be in [0, 1), got {c.gamma}")
     _check(0.0 < c.tau <= 1.0, f"tau must be in (0, 1], got {c.tau}")
+    _check(c.critic_target_reduction in ("min", "mean"),
+           f"critic_target_reduction must be min or mean, got {c.critic_target_reduction!r}")
     _check(1 <= c.n_step <= 1000, f"n_step must be in [1, 1000], got {c.n_step}")
     _check(math.isfinite(c.initial_alpha) and c.initial_alpha > 0,
            f"initial_alpha must be > 0, got {c.initial_alpha}")

@@ -49,6 +49,7 @@ class Learner(NamedTuple):
     entropy_backup: bool
     notebook_temperature_loss: bool
     n_step: int
+    critic_target_reduction: str = "min"
     obs_shape: tuple[int, ...] = ()  # () means (obs_dim,)
     encoder: str = "mlp"  # resolved (never "auto"): core.networks
 
@@ -70,6 +71,7 @@ class Learner(NamedTuple):
             entropy_backup=config.entropy_backup,
             notebook_temperature_loss=config.notebook_temperature_loss,
             n_step=config.n_step,
+            critic_target_reduction=config.critic_target_reduction,
             obs_shape=tuple(spec.obs_shape),
             encoder=resolve_encoder(config.encoder, tuple(spec.obs_shape)),
         )
@@ -140,7 +142,7 @@ def _update(learner: Learner, state: SACState, batch: Batch) -> tuple[SACState, 
     next_log_probs = jax.nn.log_softmax(actor.apply({"params": state.actor_params}, batch.next_obs))
     next_q_target = critic.apply({"params": state.critic_target_params}, batch.next_obs)
     backup_alpha = alpha if learner.entropy_backup else jnp.zeros_like(alpha)  # 0: V(s') = E_pi min Qt
-    next_value = losses.soft_state_value(next_log_probs, next_q_target, backup_alpha)
+    next_value = losses.soft_state_value(next_log_probs, next_q_target, backup_alpha, learner.critic_target_reduction)
     discount = learner.gamma if learner.n_step == 1 else jnp.power(learner.gamma, batch.horizons)  # gamma^m
     target = losses.td_target(batch.rewards, batch.terminated, next_value, discount)
 

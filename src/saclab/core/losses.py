@@ -14,16 +14,33 @@ import jax
 import jax.numpy as jnp
 
 
-def soft_state_value(next_log_probs: jax.Array, next_q_target: jax.Array, alpha: jax.Array) -> jax.Array:
+def target_critic_value(next_q_target: jax.Array, reduction: str = "min") -> jax.Array:
+    """One value per (s', a') from the K target critics.
+
+    min:  Qt(s', a') = min_i Qt_i(s', a')     (clipped double Q, Fujimoto et al. 2018)
+    mean: Qt(s', a') = mean_i Qt_i(s', a')    (SD-SAC's double average, Zhou et al. 2024)
+
+    (K, B, A) -> (B, A)
+    """
+    if reduction == "min":
+        return jnp.min(next_q_target, axis=0)
+    if reduction == "mean":
+        return jnp.mean(next_q_target, axis=0)
+    raise ValueError(f"unknown critic target reduction {reduction!r}")
+
+
+def soft_state_value(
+    next_log_probs: jax.Array, next_q_target: jax.Array, alpha: jax.Array, reduction: str = "min"
+) -> jax.Array:
     """Soft value of the next state under the current policy.
 
-    V(s') = sum_a' pi(a'|s') [ min_i Qt_i(s', a') - alpha log pi(a'|s') ]
+    V(s') = sum_a' pi(a'|s') [ Qt(s', a') - alpha log pi(a'|s') ],   Qt = ``target_critic_value`` (min_i by default)
 
     next_log_probs: (B, A); next_q_target: (K, B, A) -> (B,)
     """
-    q_min = jnp.min(next_q_target, axis=0)
+    q = target_critic_value(next_q_target, reduction)
     probs = jnp.exp(next_log_probs)
-    return jnp.sum(probs * (q_min - alpha * next_log_probs), axis=-1)
+    return jnp.sum(probs * (q - alpha * next_log_probs), axis=-1)
 
 
 def td_target(

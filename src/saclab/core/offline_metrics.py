@@ -74,7 +74,8 @@ def _chunk_sums(learner: Learner, state: SACState, batch: Batch, weights: jax.Ar
         alpha = jnp.exp(state.log_alpha) if learner.entropy_backup else jnp.zeros(())
         discount = learner.gamma if learner.n_step == 1 else jnp.power(learner.gamma, batch.horizons)
         target = losses.td_target(batch.rewards, batch.terminated,
-                                  losses.soft_state_value(next_log_probs, next_q, alpha), discount)
+                                  losses.soft_state_value(next_log_probs, next_q, alpha,
+                                                          learner.critic_target_reduction), discount)
         sums["td_error"] = jnp.sum(weights * td_abs_error(q, batch.actions, target))
         sums["cql_gap"] = jnp.sum(weights * cql_gap(q, batch.actions))
         sums["initial_value"] = jnp.sum(starts * policy_value(log_probs, q))
