@@ -67,8 +67,14 @@ def test_csv_to_cql_without_a_simulator(tmp_path, capsys):
                  ["evaluate", str(run), "--env", "CartPole-v1", "--episodes", "2"]):
         assert main(argv) == 2, argv
         assert len(capsys.readouterr().err.strip().splitlines()) == 1
+    # summarize compares what the runs measured on their data instead of returns
     assert main(["summarize", str(out)]) == 0
-    assert "no returns to summarise" in capsys.readouterr().err
+    captured = capsys.readouterr()
+    assert "no returns in" in captured.err and "TD error" in captured.out
+    summary = list(csv.DictReader(open(out / "summary.csv")))
+    assert len(summary) == 1 and summary[0]["n"] == "1" and summary[0]["split"] == "validation"
+    assert float(summary[0]["td_error_mean"]) == pytest.approx(result["final_td_error"])
+    assert "| cql | 1 | validation |" in (out / "summary.md").read_text()
     policy = Policy.load(run)
     assert policy.act(np.zeros((5, 3))).shape == (5,) and policy.q_values(np.zeros((1, 3))).shape == (1, 3)
     with pytest.raises(SaclabError, match="without a simulator"):

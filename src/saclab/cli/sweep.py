@@ -17,7 +17,7 @@ from typing import Annotated, Literal
 
 import tyro
 
-from saclab.cli.common import NO_RETURNS, PresetName, check_output_dir, have_returns, parse, with_preset
+from saclab.cli.common import PresetName, check_output_dir, have_returns, parse, with_preset
 from saclab.config import SACConfig
 from saclab.errors import SaclabError
 from saclab.launch.jobs import KINDS, JobOutcome
@@ -176,8 +176,16 @@ def _summarize(directory: Path, x: str | None = None) -> None:
     from saclab.analysis.runfiles import sweep_groups
     from saclab.analysis.summary import format_table, summarize_directory
 
-    if not have_returns([run for runs in sweep_groups(directory).values() for run in runs]):
-        print(f"saclab: no returns to summarise in {directory}: its runs were {NO_RETURNS}", file=sys.stderr)
+    groups = sweep_groups(directory)
+    if not have_returns([run for runs in groups.values() for run in runs]):
+        from saclab.analysis import offline_summary
+
+        rows = [offline_summary.summarize_offline_group(runs, label) for label, runs in groups.items()]
+        paths = offline_summary.write_offline_summary(rows, directory, title=f"Sweep {directory.name} (no simulator)")
+        print(f"saclab: no returns in {directory} (runs trained without a simulator): their offline metrics "
+              "at the last epoch", file=sys.stderr)
+        print(offline_summary.format_offline_table(rows))
+        print(f"saclab: {', '.join(str(p) for p in paths)}", file=sys.stderr)
         return
     rows, paths = summarize_directory(directory, x=x)
     print(format_table(rows))
