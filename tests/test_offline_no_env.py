@@ -117,8 +117,11 @@ def test_sweep_without_a_simulator(tmp_path, capsys):
     out = tmp_path / "sweep"
     assert main(["sweep", "offline", "--dataset", str(tmp_path / "d.h5"), "--preset", "test", "--epochs", "1",
                  "--set", "algo=sac,bc", "--workers", "1", "--out", str(out)]) == 0
-    err = capsys.readouterr().err
-    assert err.count("no simulator:") == 2 and "no returns to summarise" in err
+    captured = capsys.readouterr()
+    assert captured.err.count("no simulator:") == 2 and "no returns in" in captured.err
+    table = list(csv.DictReader(open(out / "summary.csv")))
+    assert [row["group"] for row in table] == ["algo=sac", "algo=bc"]
+    assert table[0]["td_error_mean"] != "nan" and table[1]["td_error_mean"] == "nan"  # BC has no critic
     for algo in ("sac", "bc"):
         result = json.loads((out / f"algo={algo}" / "seed-0" / "result.json").read_text())
         assert result["simulator"] is False and result["algo"] == algo
