@@ -8,7 +8,16 @@ import pytest
 
 from saclab.core import fqe
 from saclab.data.dataset import Dataset
-from saclab.runs.fqe import EvaluatedPolicy, FQEConfig, OPEResult, fqe_evaluate, percentile_ci, rank, return_range
+from saclab.runs.fqe import (
+    EvaluatedPolicy,
+    FQEConfig,
+    OPEResult,
+    fqe_evaluate,
+    percentile_ci,
+    rank,
+    regressions_needed,
+    return_range,
+)
 
 
 def test_greedy_probs_are_one_hot_on_the_argmax():
@@ -66,6 +75,13 @@ def test_fqe_recovers_the_value_of_a_known_policy_on_a_chain():
     assert fqe_evaluate(always_zero, dataset, config).estimate == pytest.approx(0.0, abs=0.03)
     again = fqe_evaluate(always_one, dataset, config)
     assert again.estimate == result.estimate  # same seed, same estimate
+
+
+def test_the_automatic_schedule_propagates_the_value_over_the_horizon():
+    # ceil(ln 0.01 / ln 0.99) = ceil(458.2) = 459; ceil(ln 0.01 / ln 0.9) = ceil(43.7) = 44
+    assert regressions_needed(0.99) == 459 and regressions_needed(0.9) == 44
+    assert 0.99 ** 459 <= 0.01 < 0.99 ** 458
+    assert FQEConfig(gamma=0.99).updates == 50 * 459 and FQEConfig(min_updates=7).updates == 7
 
 
 def test_percentile_ci_brackets_the_mean_and_is_seeded():

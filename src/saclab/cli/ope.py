@@ -28,8 +28,9 @@ class OPEArgs:
     """Rank every policy under RUNS by its estimate, best first."""
     epochs: int = 0
     """FQE passes over the dataset (0: as many as make --updates updates)."""
-    updates: int = 20_000
-    """FQE updates when --epochs is 0."""
+    updates: int = 0
+    """FQE updates when --epochs is 0 (0: 50 per regression times enough regressions to propagate the value over
+    the discount's horizon, 459 at gamma 0.99: 23k updates)."""
     gamma: float = 0.99
     """Discount of the estimated return (use the one the policies were trained with)."""
     seed: int = 0
@@ -42,8 +43,8 @@ def cmd_ope(argv: list[str]) -> int:
         raise SaclabError("give a run directory (or, with --select, several or a sweep directory)")
     if args.dataset is None:
         raise SaclabError("--dataset FILE is required (the data to evaluate the policy on)")
-    if args.epochs < 0 or args.updates < 1:
-        raise SaclabError("--epochs must be >= 0 and --updates >= 1")
+    if args.epochs < 0 or args.updates < 0:
+        raise SaclabError("--epochs and --updates must be >= 0")
     if not 0.0 < args.gamma < 1.0:
         raise SaclabError(f"--gamma must be in (0, 1), got {args.gamma}")
     from saclab.data.dataset import Dataset
