@@ -9,8 +9,10 @@ An encoder turns one observation into a feature vector; the head (``MLP`` over
 * ``nature_cnn``   84x84 frames (x stacked frames): 8x8/4 32, 4x4/2 64, 3x3/1 64 convs and a
                    512-unit layer, all ReLU (Mnih et al. 2015).
 
-Images are HxWxC (channel-first stacks CxHxW are transposed); uint8 pixels are
-divided by 255 inside the network, so buffers can store them as bytes.  The
+Images are HxWxC (channel-first stacks CxHxW, e.g. Gymnasium's 4x84x84 Atari frame
+stacks, are transposed); they may arrive flattened (B, obs_dim), as buffers and
+datasets store them.  uint8 pixels are divided by 255 and bool channels read as
+0/1 inside the network, so buffers store them as bytes.  The
 actor and each twin critic own their encoder.  The twin critics are one module
 vmapped over a leading ensemble axis of 2, so both critics run as one batched
 matrix product per layer.
@@ -63,8 +65,17 @@ def resolve_encoder(name: str, obs_shape: tuple[int, ...]) -> str:
     return name
 
 
+def as_observations(obs: jax.Array, obs_shape: tuple[int, ...]) -> jax.Array:
+    """``obs`` shaped (..., *obs_shape): buffers and datasets store images flattened, (B, obs_dim),
+    and they are unflattened here, inside the jitted call."""
+    n = len(obs_shape)
+    if tuple(obs.shape[obs.ndim - n:]) == tuple(obs_shape):
+        return obs
+    return obs.reshape(*obs.shape[:-1], *obs_shape)
+
+
 def _pixels(obs: jax.Array) -> jax.Array:
-    """Float inputs; uint8 pixels scaled to [0, 1]."""
+    """Float inputs: uint8 pixels scaled by 1/255 to [0, 1]; bool channels (MinAtar) 0/1, unscaled."""
     if obs.dtype == jnp.uint8:
         return obs.astype(jnp.float32) / 255.0
     return obs.astype(jnp.float32)
@@ -137,6 +148,7 @@ class EncodedMLP(nn.Module):
 
     @nn.compact
     def __call__(self, obs: jax.Array) -> jax.Array:
+        obs = as_observations(obs, self.obs_shape)
         channels_first = bool((_image_layout(self.obs_shape) or (0, 0, 0, False))[3])
         if self.encoder == "minatar_cnn":
             x = MinAtarEncoder(channels_first)(obs)
@@ -163,7 +175,7 @@ class Actor(nn.Module):
     @nn.compact
     def __call__(self, obs: jax.Array) -> jax.Array:
         if _flat(self.encoder, self.obs_shape) or not self.obs_shape:
-            return MLP(self.hidden_sizes, self.num_actions)(obs)
+            return MLP(self.hidden_sizes, self.num_actions)(_pixels(obs))
         return EncodedMLP(self.encoder, self.obs_shape, self.hidden_sizes, self.num_actions)(obs)
 
 
@@ -189,5 +201,5 @@ class TwinCritic(nn.Module):
             axis_size=self.num_critics,
         )
         if flat:
-            return ensemble(self.hidden_sizes, self.num_actions)(obs)
+            return ensemble(self.hidden_sizes, self.num_actions)(_pixels(obs))
         return ensemble(self.encoder, self.obs_shape, self.hidden_sizes, self.num_actions)(obs)

@@ -25,8 +25,9 @@ class EnvSpec:
     """What the networks need to know about an environment.
 
     ``obs_shape`` is one observation's shape ((obs_dim,) for flat observations, the default);
-    ``obs_dim`` is its size, prod(obs_shape).  ``obs_dtype`` is how the env emits it
-    (``uint8`` pixels are scaled to [0, 1] inside the networks)."""
+    ``obs_dim`` is its size, prod(obs_shape).  ``obs_dtype`` is how the env emits it and how
+    buffers and datasets store it (``observation_dtype``): ``uint8`` pixels are scaled to [0, 1]
+    inside the networks, ``bool`` channels (MinAtar) become 0/1, anything else is float32."""
 
     env_id: str
     obs_dim: int
@@ -47,10 +48,30 @@ class EnvSpec:
         return cls(env_id, int(np.prod(obs_shape)), num_actions, tuple(obs_shape), obs_dtype)
 
 
+COMPACT_OBS_DTYPES = ("uint8", "bool")
+"""Observation dtypes stored as they are (1 byte a value); every other dtype is stored as float32."""
+
+
+def observation_dtype(dtype: Any) -> np.dtype:
+    """The dtype observations of ``dtype`` are stored and sent to the networks in: uint8 and bool
+    as they are (a quarter of float32's bytes; the networks convert them), anything else float32."""
+    dtype = np.dtype(dtype)
+    return dtype if dtype.name in COMPACT_OBS_DTYPES else np.dtype(np.float32)
+
+
+def observation_array(obs: Any) -> np.ndarray:
+    """Observations as the networks take them: uint8 and bool arrays unchanged, anything else float32.
+
+    The networks scale uint8 by 1/255 and read bool as 0/1 (``core.networks``), so a uint8 image
+    must not be converted to float32 before it reaches them."""
+    obs = np.asarray(obs)
+    return obs.astype(observation_dtype(obs.dtype), copy=False)
+
+
 class Batch(NamedTuple):
     """One minibatch of transitions (leading axis B): the input of one update."""
 
-    obs: Any  # (B, obs_dim) float32
+    obs: Any  # (B, obs_dim) float32, or uint8/bool as stored (observation_dtype)
     actions: Any  # (B,) int32
     rewards: Any  # (B,) float32
     next_obs: Any  # (B, obs_dim) float32
@@ -68,13 +89,14 @@ def batch_from_numpy(
     weights: np.ndarray | None = None,
     horizons: np.ndarray | None = None,
 ) -> Batch:
-    """A ``Batch`` with the dtypes the update expects (weights and horizons default to ones)."""
+    """A ``Batch`` with the dtypes the update expects (weights and horizons default to ones);
+    uint8 and bool observations stay so (``observation_array``): the network converts them."""
     n = len(actions)
     return Batch(
-        obs=np.asarray(obs, np.float32),
+        obs=observation_array(obs),
         actions=np.asarray(actions, np.int32),
         rewards=np.asarray(rewards, np.float32),
-        next_obs=np.asarray(next_obs, np.float32),
+        next_obs=observation_array(next_obs),
         terminated=np.asarray(terminated, np.float32),
         weights=np.ones(n, np.float32) if weights is None else np.asarray(weights, np.float32),
         horizons=np.ones(n, np.float32) if horizons is None else np.asarray(horizons, np.float32),
@@ -84,18 +106,19 @@ def batch_from_numpy(
 class Transition(NamedTuple):
     """Transitions (s, a, r, s', terminated, truncated) as arrays with a leading axis N."""
 
-    observations: np.ndarray  # (N, obs_dim) float32
+    observations: np.ndarray  # (N, obs_dim) float32, or uint8/bool (observation_dtype); images flattened
     actions: np.ndarray  # (N,) integer
     rewards: np.ndarray  # (N,) float32
-    next_observations: np.ndarray  # (N, obs_dim) float32
+    next_observations: np.ndarray  # (N, obs_dim), as observations
     terminations: np.ndarray  # (N,) bool: the MDP ended, no bootstrap
     truncations: np.ndarray  # (N,) bool: a time limit, bootstraps
 
     @classmethod
-    def zeros(cls, n: int, obs_dim: int) -> Transition:
-        """Storage for ``n`` transitions (the replay buffer's)."""
-        return cls(np.zeros((n, obs_dim), np.float32), np.zeros(n, np.int32), np.zeros(n, np.float32),
-                   np.zeros((n, obs_dim), np.float32), np.zeros(n, bool), np.zeros(n, bool))
+    def zeros(cls, n: int, obs_dim: int, obs_dtype: Any = np.float32) -> Transition:
+        """Storage for ``n`` transitions (the replay buffer's), observations in ``observation_dtype(obs_dtype)``."""
+        dtype = observation_dtype(obs_dtype)
+        return cls(np.zeros((n, obs_dim), dtype), np.zeros(n, np.int32), np.zeros(n, np.float32),
+                   np.zeros((n, obs_dim), dtype), np.zeros(n, bool), np.zeros(n, bool))
 
     @classmethod
     def stack(cls, steps: Sequence[Sequence[Any]]) -> Transition:

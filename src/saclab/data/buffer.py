@@ -5,7 +5,11 @@ optional proportional prioritised sampling (Schaul et al. 2016) uses a sum
 tree: O(batch * log capacity) to sample and to update priorities.
 
 Terminations and truncations are stored apart: only ``terminated`` stops
-bootstrapping.  The buffer saves to and loads from safetensors (no pickle).
+bootstrapping.  Observations are stored flat, (capacity, obs_dim), in the env's
+dtype when it is uint8 or bool (images: a quarter of float32's bytes; the
+networks convert them inside the jitted call), else float32.  Frame stacks are
+stored whole in every slot (not deduplicated across consecutive slots).
+The buffer saves to and loads from safetensors (no pickle).
 """
 
 from __future__ import annotations
@@ -72,12 +76,13 @@ class ReplayBuffer:
         priority_exponent: float = 0.6,
         importance_exponent: float = 0.4,
         priority_eps: float = 1e-6,
+        obs_dtype: str = "float32",
     ) -> None:
         if capacity < 1:
             raise SaclabError(f"buffer capacity must be >= 1, got {capacity}")
         self.obs_dim = obs_dim
         self.capacity = capacity
-        self.storage = Transition.zeros(capacity, obs_dim)
+        self.storage = Transition.zeros(capacity, obs_dim, obs_dtype)
         self.head = 0  # next slot to write
         self.size = 0
         self.prioritized = prioritized
@@ -93,6 +98,7 @@ class ReplayBuffer:
     def add(self, obs, action: int, reward: float, next_obs, terminated: bool, truncated: bool) -> None:
         """Store one transition (O(1); O(log N) with priorities)."""
         i = self.head
+        obs, next_obs = np.reshape(obs, -1), np.reshape(next_obs, -1)  # an image is stored flat
         for array, value in zip(self.storage, (obs, action, reward, next_obs, terminated, truncated), strict=True):
             array[i] = value
         if self.tree is not None:
@@ -187,6 +193,8 @@ class ReplayBuffer:
             saved = tensors.get(name, tensors.get(_OLD_NAMES[name]))
             if saved is None or saved.shape != (n, *array.shape[1:]):
                 raise SaclabError(f"corrupt replay buffer file {path}: {name} is missing or has the wrong shape")
+            if "observations" in name and saved.dtype != array.dtype:
+                raise SaclabError(f"replay buffer {path} stores {name} as {saved.dtype}; expected {array.dtype}")
             array[:n] = saved
         if self.tree is not None and "priorities" in tensors and tensors["priorities"].shape != (n,):
             raise SaclabError(f"corrupt replay buffer file {path}: priorities have the wrong shape")

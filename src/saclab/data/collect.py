@@ -30,7 +30,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from saclab.core.types import Transition
+from saclab.core.types import Transition, observation_array
 from saclab.data.dataset import Dataset, provenance
 from saclab.envs.evaluate import ActionFn
 from saclab.envs.make import make_vector_env, registered_episode_limit
@@ -158,7 +158,8 @@ def collect(
 
     env = make_collection_env(env_id, num_envs, max_episode_steps)
     try:
-        obs_dim, num_actions = int(env.single_observation_space.shape[0]), int(env.single_action_space.n)
+        obs_shape = tuple(int(n) for n in env.single_observation_space.shape)
+        obs_dim, num_actions = int(np.prod(obs_shape)), int(env.single_action_space.n)
         act = behaviour_policy(policy, num_actions, seed, agent, epsilon)
         transitions, starts = _run(env, act, num_envs, episodes, steps, seed, progress)
     finally:
@@ -167,7 +168,7 @@ def collect(
     kind = policy if isinstance(policy, str) else getattr(policy, "__name__", "callable")
     cap = max_episode_steps if max_episode_steps is not None else registered_episode_limit(env_id)
     config = types.SimpleNamespace(env=env_id, max_episode_steps=cap)
-    meta = provenance(config, seed, f"collect: {kind} policy", obs_dim, num_actions)
+    meta = provenance(config, seed, f"collect: {kind} policy", obs_dim, num_actions, obs_shape)
     meta.update({"policy": kind, "epsilon": float(epsilon), "checkpoint": str(agent.path) if agent else None,
                  "num_envs": num_envs, "budget": {"episodes": episodes} if episodes else {"steps": steps}})
     meta.update(metadata or {})
@@ -192,12 +193,13 @@ def _run(env: gym.vector.VectorEnv, act: ActionFn, num_envs: int, episodes: int 
     obs, _ = env.reset(seed=seed)
     try:
         while (completed < quota).any() if episodes is not None else recorded < steps:
-            actions = np.asarray(act(np.asarray(obs, np.float32)))
+            actions = np.asarray(act(observation_array(obs)))
             next_obs, rewards, terminated, truncated, _ = env.step(actions)
             valid = ~resetting & (completed < quota)
             ended = np.asarray(terminated | truncated)
-            record.append(Transition(*(np.array(v) for v in (obs, actions, rewards, next_obs, terminated,
-                                                                truncated))))
+            record.append(Transition(observation_array(np.array(obs)).reshape(num_envs, -1), *(np.array(v) for v in (
+                actions, rewards)), observation_array(np.array(next_obs)).reshape(num_envs, -1), np.array(terminated),
+                np.array(truncated)))  # images flat, uint8/bool kept: the dataset's layout
             valid_steps.append(valid)
             finished = valid & ended
             completed += finished

@@ -2,14 +2,14 @@
 
 One file holds N transitions, oldest first::
 
-    /observations       (N, obs_dim) float32
+    /observations       (N, obs_dim) float32, or uint8/bool for image envs (flattened; gzip in ~1 MiB row chunks)
     /actions            (N,)         int64
     /rewards            (N,)         float32
-    /next_observations  (N, obs_dim) float32
+    /next_observations  (N, obs_dim) as observations
     /terminations       (N,)         bool    true end of the MDP: no bootstrap
     /truncations        (N,)         bool    time limit: bootstraps
     /episode_starts     (N,)         bool    transition i begins an episode
-    attrs: format="saclab-dataset", format_version, obs_dim, num_actions, json_attrs,
+    attrs: format="saclab-dataset", format_version, obs_dim, num_actions, obs_shape (images), json_attrs,
            and the provenance (env_id, source, seed, saclab_version, created,
            max_episode_steps, plus whatever the producer adds: policy, tier, ...)
 
@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from saclab.core.types import Transition
+from saclab.core.types import Transition, observation_array
 from saclab.errors import SaclabError
 from saclab.files import atomic_write
 
@@ -41,6 +41,15 @@ ARRAYS = (*Transition._fields, "episode_starts")
 """The file's arrays: a ``Transition``'s fields, then where each episode starts."""
 _DTYPES = {"observations": np.float32, "actions": np.int64, "rewards": np.float32,
            "next_observations": np.float32, "terminations": bool, "truncations": bool, "episode_starts": bool}
+"""The arrays' dtypes; observations keep uint8 or bool (``core.types.observation_dtype``), else float32."""
+CHUNK_BYTES = 1 << 20
+"""Target size of one compressed chunk of observations (whole rows)."""
+
+
+def _as_stored(name: str, array: Any) -> np.ndarray:
+    if "observations" in name:
+        return observation_array(array)
+    return np.asarray(array, _DTYPES[name])
 
 
 @dataclass
@@ -60,7 +69,7 @@ class Dataset:
 
     def __post_init__(self) -> None:
         for name in ARRAYS:
-            setattr(self, name, np.asarray(getattr(self, name), _DTYPES[name]))
+            setattr(self, name, _as_stored(name, getattr(self, name)))
         self._check()
 
     def __len__(self) -> int:
@@ -83,6 +92,15 @@ class Dataset:
     @property
     def obs_dim(self) -> int:
         return int(self.observations.shape[1])
+
+    @property
+    def obs_shape(self) -> tuple[int, ...]:
+        """One observation's shape: the ``obs_shape`` metadata (images), else (obs_dim,)."""
+        shape = self.metadata.get("obs_shape")
+        if (isinstance(shape, list) and shape and all(isinstance(n, int) and n > 0 for n in shape)
+                and int(np.prod(shape)) == self.obs_dim):
+            return tuple(shape)
+        return (self.obs_dim,)
 
     @property
     def num_actions(self) -> int:
@@ -182,7 +200,12 @@ class Dataset:
         def write(tmp: Path) -> None:
             with h5py.File(tmp, "w") as f:
                 for name in ARRAYS:
-                    f.create_dataset(name, data=getattr(self, name), compression="gzip", compression_opts=4)
+                    array = getattr(self, name)
+                    chunks = True  # h5py's choice for the small arrays
+                    if array.ndim == 2:  # observations: chunks of whole rows, ~CHUNK_BYTES each
+                        rows = max(1, min(len(array), CHUNK_BYTES // max(1, array.shape[1] * array.itemsize)))
+                        chunks = (rows, array.shape[1])
+                    f.create_dataset(name, data=array, chunks=chunks, compression="gzip", compression_opts=4)
                 encoded = []
                 for key, value in attrs.items():
                     value = _attr(value)
@@ -228,9 +251,12 @@ class Dataset:
                 raise SaclabError(f"{path}: {name} must be boolean, got {arrays[name].dtype}")
         if not np.issubdtype(arrays["actions"].dtype, np.integer):
             raise SaclabError(f"{path}: actions must be integers, got {arrays['actions'].dtype}")
+        if arrays["observations"].dtype != arrays["next_observations"].dtype:
+            raise SaclabError(f"{path}: observations ({arrays['observations'].dtype}) and next_observations "
+                              f"({arrays['next_observations'].dtype}) must have one dtype")
         dataset = cls.__new__(cls)
         for name in ARRAYS:
-            setattr(dataset, name, np.asarray(arrays[name], _DTYPES[name]))
+            setattr(dataset, name, _as_stored(name, arrays[name]))
         dataset.metadata = metadata
         dataset.path = path
         for name in ARRAYS:
@@ -242,24 +268,23 @@ class Dataset:
     @classmethod
     def from_buffer(cls, buffer: Any, config: Any, seed: int, source: str) -> Dataset:
         """The transitions of a ``ReplayBuffer``, oldest first, as a dataset."""
+        from saclab.envs.make import env_spec
+
         transitions = buffer.transitions()
         starts = np.concatenate([[True], transitions.ended()[:-1]])
-        return cls.from_transitions(transitions, starts,
-                                    provenance(config, seed, source, buffer.obs_dim, _num_actions(config)))
+        spec = env_spec(config.env)
+        return cls.from_transitions(transitions, starts, provenance(config, seed, source, buffer.obs_dim,
+                                                                    spec.num_actions, spec.obs_shape))
 
 
-def _num_actions(config: Any) -> int:
-    from saclab.envs.make import env_spec
-
-    return env_spec(config.env).num_actions
-
-
-def provenance(config: Any, seed: int, source: str, obs_dim: int, num_actions: int) -> dict[str, Any]:
-    """The metadata every saclab dataset carries."""
+def provenance(config: Any, seed: int, source: str, obs_dim: int, num_actions: int,
+               obs_shape: tuple[int, ...] | None = None) -> dict[str, Any]:
+    """The metadata every saclab dataset carries (``obs_shape`` when observations are not flat)."""
     from saclab.envs.make import registered_episode_limit  # gymnasium only when a dataset is made
     from saclab.version import __version__
 
-    return {"env_id": config.env, "obs_dim": obs_dim, "num_actions": num_actions, "source": source,
+    shape = {"obs_shape": [int(n) for n in obs_shape]} if obs_shape is not None and len(obs_shape) > 1 else {}
+    return {"env_id": config.env, "obs_dim": obs_dim, "num_actions": num_actions, **shape, "source": source,
             "seed": seed, "saclab_version": __version__, "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
             "max_episode_steps": config.max_episode_steps or registered_episode_limit(config.env) or 0}
 

@@ -27,9 +27,9 @@ from typing import Any
 
 import numpy as np
 
-from saclab.core.types import Transition
+from saclab.core.types import Transition, observation_array
 from saclab.data.dataset import Dataset
-from saclab.envs.make import check_spaces
+from saclab.envs.make import check_spaces, register_image_envs
 from saclab.errors import SaclabError
 
 SACLAB_KEY = "saclab_metadata"
@@ -92,11 +92,16 @@ def _spaces(dataset: Dataset) -> tuple[Any, Any, Any]:
     spec = None
     if dataset.env_id:
         try:
+            register_image_envs(dataset.env_id)
             spec = gym.spec(dataset.env_id)
-        except gym.error.Error:
+        except (gym.error.Error, SaclabError):
             spec = None
-    observation_space = gym.spaces.Box(-np.inf, np.inf, (dataset.obs_dim,), np.float32)
-    if spec is not None:
+    dtype = dataset.observations.dtype
+    if dtype == np.float32:
+        observation_space = gym.spaces.Box(-np.inf, np.inf, dataset.obs_shape, np.float32)
+    else:  # uint8 pixels or bool channels, in the env's own shape
+        observation_space = gym.spaces.Box(0, 1 if dtype.name == "bool" else 255, dataset.obs_shape, dtype)
+    if spec is not None and len(dataset.obs_shape) == 1:
         env = gym.make(spec)
         try:
             if env.observation_space.shape == (dataset.obs_dim,):
@@ -129,6 +134,7 @@ def export_minari(
     buffers = []
     for part in _episode_slices(dataset):
         observations = np.concatenate([dataset.observations[part], dataset.next_observations[part][-1:]])
+        observations = observations.reshape(len(observations), *dataset.obs_shape)  # images in their shape
         buffers.append(EpisodeBuffer(
             observations=observations, actions=dataset.actions[part], rewards=dataset.rewards[part],
             terminations=dataset.terminations[part], truncations=dataset.truncations[part]))
@@ -178,7 +184,7 @@ def _data_path(dataset_id_or_path: str | os.PathLike, root: str | os.PathLike | 
 def import_minari(dataset_id_or_path: str | os.PathLike, root: str | os.PathLike | None = None) -> Dataset:
     """A local Minari dataset (by id under ``root``, or by directory) as a saclab ``Dataset``.
 
-    The action space must be Discrete and observations a flat Box; terminations and
+    The action space must be Discrete and observations a flat or image Box; terminations and
     truncations are kept apart, and each Minari episode starts a saclab episode.
     """
     minari = _minari()
@@ -193,7 +199,8 @@ def import_minari(dataset_id_or_path: str | os.PathLike, root: str | os.PathLike
     parts: list[Transition] = []  # one per episode
     try:
         for episode in source.iterate_episodes():
-            observations = np.asarray(episode.observations, np.float32)
+            observations = observation_array(episode.observations)  # uint8/bool kept
+            observations = observations.reshape(len(observations), -1)  # images stored flat
             steps = len(episode.rewards)
             if steps == 0:
                 continue
@@ -213,6 +220,8 @@ def import_minari(dataset_id_or_path: str | os.PathLike, root: str | os.PathLike
         raise SaclabError(f"Minari dataset {name} is empty (0 transitions)")
     raw = source.storage.metadata
     metadata: dict[str, Any] = dict(raw.get(SACLAB_KEY) or {})
+    if len(spec.obs_shape) > 1:
+        metadata["obs_shape"] = list(spec.obs_shape)
     metadata.update({"env_id": env_id or metadata.get("env_id", ""), "obs_dim": spec.obs_dim,
                      "num_actions": spec.num_actions, "minari_dataset_id": source.spec.dataset_id,
                      "minari_version": source.minari_version})

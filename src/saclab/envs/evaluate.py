@@ -15,10 +15,12 @@ from collections.abc import Callable
 import gymnasium as gym
 import numpy as np
 
+from saclab.core.types import observation_array
 from saclab.envs.make import make_vector_env
 
 ActionFn = Callable[[np.ndarray], np.ndarray]
-"""Acting: maps a batch of observations (N, obs_dim) to actions (N,)."""
+"""Acting: maps a batch of observations (N, *obs_shape), float32 or uint8/bool as the env emits
+them (``core.types.observation_array``), to actions (N,)."""
 
 
 class Evaluator:
@@ -35,7 +37,7 @@ class Evaluator:
         returns = np.zeros(self.num_episodes)
         alive = np.ones(self.num_episodes, bool)
         for _ in range(self.max_steps):
-            actions = np.asarray(act(np.asarray(obs, np.float32)))
+            actions = np.asarray(act(observation_array(obs)))
             obs, rewards, terminated, truncated, _ = self.env.step(actions)
             returns += np.where(alive, rewards, 0.0)
             alive &= ~(terminated | truncated)

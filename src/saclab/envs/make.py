@@ -1,29 +1,104 @@
 """Environment creation and validation (Gymnasium; gymnax ids are handed to ``envs.gymnax_envs``).
 
 saclab handles any environment with a ``Discrete`` action space and a flat
-(1-D) ``Box`` observation space; anything else is refused with one line.
+(1-D) ``Box`` observation space or an image one (a 3-D ``Box``: HxWxC, or a
+CxHxW frame stack); anything else is refused with one line.  Image envs of two
+optional extras are registered here when their id is first used: ``MinAtar/Name-v0|v1``
+(``saclab[minatar]``, 10x10xC bool channels) and ``ALE/Name-v5`` (``saclab[atari]``),
+which is wrapped in Gymnasium's ``AtariPreprocessing`` (4 frames skipped with a max over
+the last two, 84x84 grayscale, up to 30 no-ops at reset) and ``FrameStackObservation(4)``:
+uint8 observations of shape (4, 84, 84), channel first.
 gymnax ids (``gymnax:Name``) are trained by the compiled loop (``runs.compiled``).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import gymnasium as gym
 import numpy as np
 
-from saclab.core.types import EnvSpec
+from saclab.core.types import EnvSpec, observation_dtype
 from saclab.envs.gymnax_envs import gymnax_episode_cap, gymnax_name, gymnax_spec, is_gymnax
 from saclab.errors import SaclabError
+
+IMAGE_EXTRAS = {"MinAtar": "minatar", "ALE": "atari"}
+"""Gymnasium namespaces of image envs -> the saclab extra that installs them."""
+EPISODE_CAPS = {"MinAtar": 10_000, "ALE": 27_000}
+"""Episode caps (agent steps) of namespaces registered without a time limit: ALE's 108,000
+frames at 4 frames a step (Machado et al. 2018); MinAtar has none of its own."""
+ATARI_FRAME_SKIP = 4
+ATARI_FRAME_STACK = 4
+ATARI_SCREEN = 84
+
+
+def _namespace(env_id: str) -> str | None:
+    try:
+        return gym.envs.registration.parse_env_id(env_id.rpartition(":")[2])[0]
+    except gym.error.Error:
+        return None
+
+
+def register_image_envs(env_id: str) -> None:
+    """Register the Gymnasium ids of ``env_id``'s namespace if it is an image extra's (MinAtar, ALE)
+    and they are not yet; a one-line error naming the extra when its package is missing."""
+    namespace = _namespace(env_id)
+    if namespace not in IMAGE_EXTRAS or any(k.startswith(f"{namespace}/") for k in gym.registry):
+        return
+    extra = IMAGE_EXTRAS[namespace]
+    try:
+        if namespace == "MinAtar":
+            from minatar.gym import register_envs
+
+            register_envs()
+        else:
+            import ale_py  # registers the ALE/ ids on import
+
+            gym.register_envs(ale_py)
+    except ImportError as e:
+        raise SaclabError(f"{env_id} needs the {extra} extra: pip install 'saclab[{extra}]' ({e})") from None
+
+
+def is_atari(env_id: str) -> bool:
+    """Whether ``env_id`` is an ALE/ id (made with saclab's Atari preprocessing)."""
+    return _namespace(env_id) == "ALE"
+
+
+def _atari_wrappers(max_episode_steps: int | None) -> list[Callable[[gym.Env], gym.Env]]:
+    """What wraps an ``ALE/`` env made with ``frameskip=1``: DQN's preprocessing, a 4-frame stack,
+    and the episode cap counted in agent steps (a cap given to ``gym.make`` would count frames)."""
+    wrappers: list[Callable[[gym.Env], gym.Env]] = [
+        lambda env: gym.wrappers.AtariPreprocessing(env, noop_max=30, frame_skip=ATARI_FRAME_SKIP,
+                                                    screen_size=ATARI_SCREEN, terminal_on_life_loss=False,
+                                                    grayscale_obs=True, scale_obs=False),
+        lambda env: gym.wrappers.FrameStackObservation(env, ATARI_FRAME_STACK),
+    ]
+    if max_episode_steps is not None:
+        wrappers.append(lambda env: gym.wrappers.TimeLimit(env, max_episode_steps))
+    return wrappers
 
 
 def _make(env_id: str, **kwargs) -> gym.Env:
     _check_syntax(env_id)
     _refuse_gymnax(env_id)
+    register_image_envs(env_id)
+    wrappers: list[Callable[[gym.Env], gym.Env]] = []
+    if is_atari(env_id):
+        wrappers = _atari_wrappers(kwargs.pop("max_episode_steps", None))
+        kwargs["frameskip"] = 1  # AtariPreprocessing skips (and max-pools) the frames
     try:
-        return gym.make(env_id, **kwargs)
+        env = gym.make(env_id, **kwargs)
     except gym.error.Error as e:  # NameNotFound, VersionNotFound, NamespaceNotFound, ...
         raise SaclabError(f"unknown environment {env_id!r}: {e}") from None
     except ImportError as e:
         raise SaclabError(f"environment {env_id!r} needs a missing package: {e}") from None
+    try:
+        for wrap in wrappers:
+            env = wrap(env)
+    except gym.error.DependencyNotInstalled as e:  # AtariPreprocessing resizes with OpenCV
+        env.close()
+        raise SaclabError(f"{env_id} needs the atari extra: pip install 'saclab[atari]' ({e})") from None
+    return env
 
 
 def _refuse_gymnax(env_id: str) -> None:
@@ -58,6 +133,7 @@ def check_env_id_from_file(env_id: object, source: str) -> str:
     if is_gymnax(env_id):  # imports gymnax only, never a module the file chooses
         gymnax_name(env_id)
         return env_id
+    register_image_envs(env_id)  # imports minatar or ale_py only, never a module the file chooses
     if ":" in env_id:
         module = env_id.split(":")[0]
         raise SaclabError(f"{source} names the environment {env_id!r}, which would import the module {module!r}; "
@@ -78,11 +154,12 @@ def check_spaces(env_id: str, observation_space: gym.Space, action_space: gym.Sp
         )
     if int(action_space.start) != 0:
         raise SaclabError(f"{env_id}: Discrete action spaces must start at 0, got start={action_space.start}")
-    if not isinstance(observation_space, gym.spaces.Box) or len(observation_space.shape) != 1:
+    if not isinstance(observation_space, gym.spaces.Box) or len(observation_space.shape) not in (1, 3):
         raise SaclabError(
-            f"{env_id}: observations must be a flat (1-D) Box, got {observation_space}"
+            f"{env_id}: observations must be a flat (1-D) Box or an image (a 3-D Box), got {observation_space}"
         )
-    return EnvSpec(env_id, int(observation_space.shape[0]), int(action_space.n))
+    return EnvSpec.of_shape(env_id, tuple(int(n) for n in observation_space.shape), int(action_space.n),
+                            observation_dtype(observation_space.dtype).name)
 
 
 def env_spec(env_id: str) -> EnvSpec:
@@ -111,11 +188,18 @@ def make_vector_env(env_id: str, num_envs: int, max_episode_steps: int | None = 
     kwargs = {} if max_episode_steps is None else {"max_episode_steps": max_episode_steps}
     _check_syntax(env_id)
     _refuse_gymnax(env_id)
+    register_image_envs(env_id)
+    modes, wrappers = ("vector_entry_point", "sync"), None
+    if is_atari(env_id):  # ALE's own vector env preprocesses differently: sync, with the same wrappers as make_env
+        modes, wrappers = ("sync",), _atari_wrappers(kwargs.pop("max_episode_steps", None))
+        kwargs["frameskip"] = 1
     env = None
-    for mode in ("vector_entry_point", "sync"):
+    for mode in modes:
         try:
-            env = gym.make_vec(env_id, num_envs=num_envs, vectorization_mode=mode, **kwargs)
+            env = gym.make_vec(env_id, num_envs=num_envs, vectorization_mode=mode, wrappers=wrappers, **kwargs)
             break
+        except gym.error.DependencyNotInstalled as e:  # AtariPreprocessing resizes with OpenCV
+            raise SaclabError(f"{env_id} needs the atari extra: pip install 'saclab[atari]' ({e})") from None
         except gym.error.Error as e:
             error = e
         except ImportError as e:
@@ -138,8 +222,9 @@ def registered_episode_limit(env_id: str) -> int | None:
         except SaclabError:
             return None
     try:
-        return gym.spec(env_id).max_episode_steps
-    except (gym.error.Error, ValueError, TypeError):  # malformed ids raise the latter two
+        register_image_envs(env_id)
+        return gym.spec(env_id).max_episode_steps or EPISODE_CAPS.get(_namespace(env_id))
+    except (gym.error.Error, ValueError, TypeError, SaclabError):  # malformed ids raise the latter two
         return None
 
 
@@ -155,12 +240,34 @@ def episode_cap(env_id: str, max_episode_steps: int) -> int:
     return int(limit)
 
 
+def _minatar_game(env: gym.Env):
+    """MinAtar's game object (it draws from its own ``RandomState``, not Gymnasium's ``np_random``), or None."""
+    game = getattr(env.unwrapped, "game", None)
+    return game if isinstance(getattr(game, "random", None), np.random.RandomState) else None
+
+
 def rng_state(env: gym.Env) -> dict:
-    """The env's random-generator state (JSON-able), for exact resume."""
+    """The env's random-generator state (JSON-able), for exact resume.  MinAtar's: its RandomState
+    and its last action (sticky actions repeat it, across resets too)."""
+    game = _minatar_game(env)
+    if game is not None:
+        state = game.random.get_state(legacy=False)  # an MT19937 state with the RandomState's gaussian cache
+        state["state"]["key"] = state["state"]["key"].tolist()
+        return {**state, "last_action": int(game.last_action)}
     return env.unwrapped.np_random.bit_generator.state
 
 
 def set_rng_state(env: gym.Env, state: dict) -> None:
+    game = _minatar_game(env)
+    if game is not None:
+        if "last_action" in state:  # saved by rng_state
+            game.random.set_state(state)  # in place: the game's env shares this generator
+            game.last_action = state["last_action"]
+        else:  # a fresh stream from another generator's state (a finished run extended)
+            seed = np.random.Generator(getattr(np.random, state["bit_generator"])())
+            seed.bit_generator.state = state
+            game.random.seed(int(seed.integers(2**32)))
+        return
     generator = np.random.Generator(getattr(np.random, state["bit_generator"])())
     generator.bit_generator.state = state
     env.unwrapped.np_random = generator

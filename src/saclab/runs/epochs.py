@@ -79,12 +79,15 @@ def check_dataset(dataset: Dataset, config: SACConfig, spec: EnvSpec | None = No
     Without an env (``config.env`` ""), the observation size and the number of actions are the
     dataset's (its ``num_actions`` metadata, else its largest action + 1)."""
     if not config.env:
-        spec = EnvSpec("", dataset.obs_dim, dataset.num_actions)
+        spec = EnvSpec.of_shape("", dataset.obs_shape, dataset.num_actions, dataset.observations.dtype.name)
     elif dataset.env_id and dataset.env_id != config.env:
         raise SaclabError(f"dataset was collected on {dataset.env_id} but the config's env is {config.env} "
                           f"(pass --env {dataset.env_id})")
     spec = spec or env_spec(config.env)
     dataset.check_env(spec.obs_dim, spec.num_actions, config.env or "the dataset")
+    if dataset.observations.dtype.name != spec.obs_dtype:  # the networks scale uint8 by 1/255, and only uint8
+        raise SaclabError(f"dataset stores observations as {dataset.observations.dtype.name}, but "
+                          f"{config.env or 'the dataset'} emits {spec.obs_dtype}: recollect it with this saclab")
     if len(dataset) < config.batch_size:
         raise SaclabError(f"dataset has {len(dataset)} transitions, fewer than one minibatch "
                           f"(batch_size={config.batch_size})")

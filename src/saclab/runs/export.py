@@ -40,6 +40,8 @@ def export_policy(run: str | os.PathLike, out: str | os.PathLike, force: bool = 
         raise SaclabError(f"{out} is not empty (pass --force to overwrite it)")
     policy = Policy.load(run)
     layers = actor_layers(policy.state.actor_params)
+    if policy.obs_dtype != "float32":  # the network scales uint8 by 1/255 first; the NumPy MLP does not
+        raise SaclabError(f"saclab export handles MLP actors on float32 observations only, not {policy.obs_dtype}")
     learner = policy.learner
     spec = {"format": FORMAT, "format_version": FORMAT_VERSION, "architecture": "mlp", "activation": "relu",
             "obs_dim": learner.obs_dim, "num_actions": learner.num_actions,

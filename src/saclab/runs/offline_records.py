@@ -46,7 +46,8 @@ def checkpoint_meta(config: SACConfig, seed: int, counters: dict[str, Any], rng:
     meta = {"kind": KIND, "seed": seed, "config": config.to_dict(), "counters": counters,
             "rng": rng.bit_generator.state, "dataset": data_info, "saclab_version": __version__}
     if spec is not None:
-        meta["spec"] = {"obs_dim": spec.obs_dim, "num_actions": spec.num_actions}
+        meta["spec"] = {"obs_dim": spec.obs_dim, "num_actions": spec.num_actions,
+                        "obs_shape": list(spec.obs_shape), "obs_dtype": spec.obs_dtype}
     return meta
 
 

@@ -103,7 +103,7 @@ def _train_online(config: SACConfig, seed: int, run_dir: Path, resume: bool, pro
     init_key, act_key = jax.random.split(base_key)
     state = init_state(learner, init_key)
     buffer = ReplayBuffer(spec.obs_dim, config.buffer_size, config.prioritized_replay,
-                          config.priority_exponent, config.importance_exponent)
+                          config.priority_exponent, config.importance_exponent, obs_dtype=spec.obs_dtype)
     rng = np.random.default_rng(seed)
     counters = {"step": 0, "episode": 0, "evaluations": 0, "last_checkpoint_step": 0, "wall_time": 0.0}
     pending_action: int | None = None

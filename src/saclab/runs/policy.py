@@ -11,7 +11,7 @@ import numpy as np
 
 from saclab.config import SACConfig
 from saclab.core.agent import Learner, SACState, greedy_action, init_state, q_values, sample_action
-from saclab.core.types import EnvSpec
+from saclab.core.types import EnvSpec, observation_array
 from saclab.envs.evaluate import evaluate_policy
 from saclab.envs.make import check_env_id_from_file, env_spec, episode_cap
 from saclab.errors import SaclabError
@@ -26,6 +26,8 @@ class Policy:
     learner: Learner
     state: SACState
     path: Path | None = None
+    obs_dtype: str = "float32"
+    """How the env emits observations (float32, uint8 or bool): ``core.types.EnvSpec.obs_dtype``."""
 
     @classmethod
     def load(cls, path: str | os.PathLike, env: str | None = None) -> Policy:
@@ -42,7 +44,9 @@ class Policy:
             spec = saved_spec(meta, checkpoint)
             if env is not None:  # to be evaluated in one: its spaces must fit
                 spec_of_env = env_spec(env)
-                if (spec_of_env.obs_dim, spec_of_env.num_actions) != (spec.obs_dim, spec.num_actions):
+                fits = ((spec_of_env.obs_dim, spec_of_env.num_actions) == (spec.obs_dim, spec.num_actions)
+                        and (len(spec.obs_shape) == 1 or spec_of_env.obs_shape == spec.obs_shape))
+                if not fits:
                     raise SaclabError(f"checkpoint {checkpoint} has obs_dim={spec.obs_dim}, {spec.num_actions} "
                                       f"actions; {env} has obs_dim={spec_of_env.obs_dim}, "
                                       f"{spec_of_env.num_actions} actions")
@@ -55,11 +59,11 @@ class Policy:
             spec = env_spec(config.env)
         learner = Learner.from_config(config, spec)
         template = init_state(learner, jax.random.PRNGKey(0))
-        return cls(config, learner, load_state(checkpoint, template), checkpoint)
+        return cls(config, learner, load_state(checkpoint, template), checkpoint, spec.obs_dtype)
 
     def act(self, obs: np.ndarray, greedy: bool = True, key: jax.Array | None = None) -> np.ndarray:
         """Actions for a batch of observations (greedy, or sampled with ``key``)."""
-        obs = np.atleast_2d(np.asarray(obs, np.float32))
+        obs = np.atleast_2d(observation_array(obs))  # uint8/bool stay: the network scales them
         if greedy:
             return np.asarray(greedy_action(self.learner, self.state.actor_params, obs))
         if key is None:
@@ -68,7 +72,7 @@ class Policy:
 
     def q_values(self, obs: np.ndarray) -> np.ndarray:
         """min_i Q_i(obs, .) of the learned critics, shape (B, A)."""
-        obs = np.atleast_2d(np.asarray(obs, np.float32))
+        obs = np.atleast_2d(observation_array(obs))  # uint8/bool stay: the network scales them
         return np.asarray(q_values(self.learner, self.state.critic_params, obs))
 
     def evaluate(self, episodes: int = 100, seed: int = 0, max_steps: int | None = None) -> np.ndarray:
@@ -87,4 +91,11 @@ def saved_spec(meta: dict, checkpoint: Path) -> EnvSpec:
     if not all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in sizes):
         raise SaclabError(f"corrupt checkpoint {checkpoint}: a run without an env needs spec.obs_dim and "
                           "spec.num_actions in meta.json")
-    return EnvSpec("", *sizes)
+    shape, dtype = spec.get("obs_shape"), spec.get("obs_dtype", "float32")  # absent before image observations
+    if shape is None:
+        return EnvSpec("", *sizes)
+    if (not isinstance(shape, list) or not all(isinstance(n, int) and n >= 1 for n in shape)
+            or int(np.prod(shape)) != sizes[0] or dtype not in ("float32", "uint8", "bool")):
+        raise SaclabError(f"corrupt checkpoint {checkpoint}: spec.obs_shape or spec.obs_dtype in meta.json "
+                          "does not fit spec.obs_dim")
+    return EnvSpec.of_shape("", tuple(shape), sizes[1], dtype)

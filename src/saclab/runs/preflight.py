@@ -4,11 +4,13 @@ range, counts beyond HDF5's and JSON's integer types, a replay buffer larger tha
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Sequence
 
 from saclab.config import SACConfig
-from saclab.core.types import EnvSpec
+from saclab.core.networks import resolve_encoder
+from saclab.core.types import EnvSpec, observation_dtype
 from saclab.errors import SaclabError
 
 MAX_SEED = 2**31 - 1
@@ -34,19 +36,43 @@ def available_memory_bytes() -> int | None:
         return None
 
 
-def replay_buffer_bytes(config: SACConfig, obs_dim: int) -> int:
-    """Bytes of the preallocated replay buffer: two float32 observations, an int64 action, a
-    float32 reward and two bools per slot, plus a float64 sum tree when prioritised."""
-    per_slot = 2 * 4 * obs_dim + 8 + 4 + 2
+def replay_buffer_bytes(config: SACConfig, obs_dim: int, obs_dtype: str = "float32") -> int:
+    """Bytes of the preallocated replay buffer: two observations (float32, or 1 byte a value when the
+    env emits uint8 or bool: ``core.types.observation_dtype``), an int32 action, a float32 reward and
+    two bools per slot, plus a float64 sum tree when prioritised.  Frame stacks count whole."""
+    obs_bytes = observation_dtype(obs_dtype).itemsize
+    per_slot = 2 * obs_bytes * obs_dim + 4 + 4 + 2
     tree = 2 * 8 * config.buffer_size if config.prioritized_replay else 0
     return config.buffer_size * per_slot + tree
 
 
+def _encoder_parameters(encoder: str, obs_shape: tuple[int, ...]) -> tuple[int, int]:
+    """(parameters, output features) of one observation encoder (``core.networks``)."""
+    if encoder == "mlp":
+        return 0, math.prod(obs_shape)
+    h, w, c = _hwc(obs_shape)
+    if encoder == "minatar_cnn":
+        return 9 * c * 16 + 16, (h - 2) * (w - 2) * 16
+    params, size = 0, (h, w)
+    for features, kernel, stride in ((32, 8, 4), (64, 4, 2), (64, 3, 1)):  # nature_cnn
+        params += kernel * kernel * c * features + features
+        size, c = ((size[0] - kernel) // stride + 1, (size[1] - kernel) // stride + 1), features
+    return params + size[0] * size[1] * c * 512 + 512, 512
+
+
+def _hwc(obs_shape: tuple[int, ...]) -> tuple[int, int, int]:
+    if obs_shape[0] < obs_shape[2] and obs_shape[1] == obs_shape[2]:  # a CxHxW frame stack
+        return obs_shape[1], obs_shape[2], obs_shape[0]
+    return obs_shape[0], obs_shape[1], obs_shape[2]
+
+
 def network_bytes(config: SACConfig, spec: EnvSpec) -> int:
     """Bytes of the learner's parameters: the actor with its two Adam moments, and twin critics
-    with their targets and moments (float32)."""
-    widths = [spec.obs_dim, *config.hidden_sizes, spec.num_actions]
-    one_network = sum((a + 1) * b for a, b in zip(widths[:-1], widths[1:], strict=True))
+    with their targets and moments (float32); each network owns its encoder."""
+    encoder = resolve_encoder(config.encoder, tuple(spec.obs_shape))
+    encoder_params, features = _encoder_parameters(encoder, tuple(spec.obs_shape))
+    widths = [features, *config.hidden_sizes, spec.num_actions]
+    one_network = encoder_params + sum((a + 1) * b for a, b in zip(widths[:-1], widths[1:], strict=True))
     return 4 * one_network * (3 + 2 * 4)
 
 
@@ -84,7 +110,7 @@ def check_run(config: SACConfig, seeds: Sequence[int], spec: EnvSpec, online: bo
     if networks > available:
         raise SaclabError(f"networks of hidden sizes {config.hidden_sizes} need {networks / 2**30:.1f} GiB for "
                           f"{runs} run(s), more than the {available / 2**30:.1f} GiB available")
-    buffers = replay_buffer_bytes(config, spec.obs_dim) * runs if online else 0
+    buffers = replay_buffer_bytes(config, spec.obs_dim, spec.obs_dtype) * runs if online else 0
     if networks + buffers > available:
         raise SaclabError(f"a replay buffer of {config.buffer_size} transitions needs {buffers / 2**30:.1f} GiB "
                           f"for {runs} run(s), more than the {available / 2**30:.1f} GiB available; "

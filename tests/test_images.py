@@ -1,0 +1,195 @@
+"""Image observations from Gymnasium envs (MinAtar, Atari): uint8/bool storage, scaling inside the
+network, the extras' errors, and tiny online, offline and collection runs.  Tests that need an
+extra skip when it is not installed."""
+
+import functools
+import json
+import sys
+
+import gymnasium as gym
+import jax
+import numpy as np
+import pytest
+
+from saclab.config import preset
+from saclab.core.agent import Learner, greedy_action, init_state
+from saclab.core.networks import Actor
+from saclab.core.types import EnvSpec, Transition, batch_from_numpy, observation_array
+from saclab.data.buffer import ReplayBuffer
+from saclab.data.dataset import Dataset
+from saclab.errors import SaclabError
+from saclab.runs.checkpoint import pytree_to_arrays
+from saclab.runs.preflight import network_bytes, replay_buffer_bytes
+
+MINATAR = "MinAtar/Breakout-v1"
+ATARI = "ALE/Pong-v5"
+
+
+class Crash(RuntimeError):
+    pass
+
+
+# ---------------------------------------------------------------------------- no extra needed
+def test_uint8_and_bool_observations_stay_compact_until_the_network():
+    assert observation_array(np.zeros(3, np.uint8)).dtype == np.uint8
+    assert observation_array(np.zeros(3, bool)).dtype == bool
+    assert observation_array(np.zeros(3, np.float64)).dtype == np.float32
+    batch = batch_from_numpy(np.zeros((2, 8), np.uint8), [0, 1], [0, 0], np.zeros((2, 8), np.uint8), [0, 0])
+    assert batch.obs.dtype == np.uint8 and batch.next_obs.dtype == np.uint8
+
+
+def test_the_network_scales_uint8_by_1_255_reads_bool_as_0_1_and_unflattens():
+    actor = Actor((8,), 3, "minatar_cnn", (5, 5, 2))
+    rng = np.random.default_rng(0)
+    pixels = rng.integers(0, 256, (4, 5, 5, 2)).astype(np.uint8)
+    params = actor.init(jax.random.PRNGKey(0), np.zeros((1, 5, 5, 2), np.float32))
+    np.testing.assert_allclose(actor.apply(params, pixels), actor.apply(params, pixels / np.float32(255)), rtol=1e-5)
+    np.testing.assert_allclose(actor.apply(params, pixels.reshape(4, -1)), actor.apply(params, pixels), rtol=1e-6)
+    channels = pixels > 127
+    np.testing.assert_allclose(actor.apply(params, channels), actor.apply(params, channels.astype(np.float32)))
+
+
+def test_the_replay_buffer_stores_images_flat_in_their_dtype(tmp_path):
+    buffer = ReplayBuffer(2 * 3 * 3, capacity=4, obs_dtype="bool")
+    obs = np.random.default_rng(0).random((3, 3, 2)) > 0.5
+    buffer.add(obs, 1, 1.0, ~obs, False, False)
+    assert buffer.storage.observations.dtype == bool
+    np.testing.assert_array_equal(buffer.storage.observations[0], obs.reshape(-1))
+    buffer.save(tmp_path / "b.safetensors")
+    again = ReplayBuffer(18, capacity=4, obs_dtype="bool")
+    again.load(tmp_path / "b.safetensors")
+    np.testing.assert_array_equal(again.storage.next_observations[0], ~obs.reshape(-1))
+    with pytest.raises(SaclabError, match="stores observations as bool; expected float32"):
+        ReplayBuffer(18, capacity=4).load(tmp_path / "b.safetensors")
+
+
+def test_uint8_dataset_round_trip_keeps_dtype_and_values_in_a_smaller_file(tmp_path):
+    rng = np.random.default_rng(0)
+    n, shape = 64, (4, 84, 84)
+    frames = rng.integers(0, 256, (n + 1, int(np.prod(shape)))).astype(np.uint8)
+    frames[:, ::3] = 0  # some structure, as frames have
+    transitions = Transition(frames[:-1], rng.integers(0, 6, n), rng.random(n).astype(np.float32), frames[1:],
+                             np.arange(n) == n - 1, np.zeros(n, bool))
+    starts = np.arange(n) == 0
+    meta = {"env_id": ATARI, "num_actions": 6, "obs_shape": list(shape)}
+    compact = Dataset.from_transitions(transitions, starts, meta).save(tmp_path / "u8.h5")
+    wide = Dataset.from_transitions(transitions._replace(observations=frames[:-1].astype(np.float32),
+                                                         next_observations=frames[1:].astype(np.float32)),
+                                    starts, meta).save(tmp_path / "f32.h5")
+    loaded, wide_bytes = Dataset.load(compact), Dataset.load(wide).observations.nbytes
+    assert loaded.observations.dtype == np.uint8 and loaded.next_observations.dtype == np.uint8
+    np.testing.assert_array_equal(loaded.observations, frames[:-1])
+    np.testing.assert_array_equal(loaded.next_observations, frames[1:])
+    assert loaded.obs_shape == shape
+    assert loaded.observations.nbytes == wide_bytes // 4
+    assert compact.stat().st_size < 0.75 * wide.stat().st_size  # noise-like pixels: gzip gains little on bytes
+    bools = Dataset.from_transitions(transitions._replace(observations=frames[:-1] > 127,
+                                                          next_observations=frames[1:] > 127), starts, meta)
+    assert Dataset.load(bools.save(tmp_path / "b.h5")).observations.dtype == bool
+
+
+def test_preflight_counts_image_bytes_and_cnn_parameters():
+    config = preset("test")
+    frames = EnvSpec.of_shape(ATARI, (4, 84, 84), 6, "uint8")
+    per_slot_u8 = replay_buffer_bytes(config, frames.obs_dim, "uint8") / config.buffer_size
+    assert per_slot_u8 == 2 * 28224 + 10  # two 4x84x84 byte stacks, an int32 action, a float32 reward, 2 flags
+    assert replay_buffer_bytes(config, frames.obs_dim) / config.buffer_size == 2 * 4 * 28224 + 10
+    for spec in (frames, EnvSpec.of_shape(MINATAR, (10, 10, 4), 3, "bool")):
+        learner = Learner.from_config(config, spec)
+        state = jax.eval_shape(functools.partial(init_state, learner), jax.random.PRNGKey(0))
+        actor = sum(int(np.prod(v.shape)) for v in jax.tree_util.tree_leaves(state.actor_params))
+        assert network_bytes(config, spec) == 4 * actor * 11, spec.env_id  # actor+2 moments, 2 critics x 4
+
+
+def test_a_missing_extra_is_one_line_naming_it(monkeypatch):
+    from saclab.envs.make import env_spec
+
+    monkeypatch.setattr(gym, "registry", {k: v for k, v in gym.registry.items() if not k.startswith("MinAtar/")})
+    monkeypatch.setitem(sys.modules, "minatar.gym", None)  # import fails as if not installed
+    with pytest.raises(SaclabError, match=r"needs the minatar extra: pip install 'saclab\[minatar\]'"):
+        env_spec(MINATAR)
+    monkeypatch.setattr(gym, "registry", {k: v for k, v in gym.registry.items() if not k.startswith("ALE/")})
+    monkeypatch.setitem(sys.modules, "ale_py", None)
+    with pytest.raises(SaclabError, match=r"pip install 'saclab\[atari\]'"):
+        env_spec(ATARI)
+
+
+# ---------------------------------------------------------------------------- MinAtar
+def test_minatar_rng_state_round_trip_replays_the_same_steps():
+    pytest.importorskip("minatar")
+    from saclab.envs.make import make_env, rng_state, set_rng_state
+
+    env, spec = make_env(MINATAR, 50)
+    assert spec.obs_shape == (10, 10, 4) and spec.obs_dtype == "bool"
+    env.reset(seed=1)
+    for action in (1, 2, 1):
+        env.step(action)
+    state = json.loads(json.dumps(rng_state(env)))  # JSON-able, as a checkpoint at an episode's end holds it
+
+    def rollout():  # from a reset: at an episode's end the generator is the env's whole state
+        return [env.reset()[0]] + [env.step(a)[0].copy() for a in (0, 1, 2, 2, 1, 0, 2) * 3]
+
+    first = rollout()
+    set_rng_state(env, state)
+    for a, b in zip(first, rollout(), strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_minatar_online_run_resumes_exactly_and_trains_offline_cql(tmp_path):
+    pytest.importorskip("minatar")
+    from saclab.data.collect import collect
+    from saclab.runs.offline import train_offline
+    from saclab.runs.online import train_online
+
+    config = preset("test").replace(env=MINATAR, total_steps=300, checkpoint_every_steps=100,
+                                    eval_every_episodes=8, eval_episodes=2, learning_starts=64)
+    full = train_online(config, seed=0, run_dir=tmp_path / "full", progress=False)
+    for name in ("config.json", "evaluations.csv", "metrics.jsonl", "result.json", "replay.h5"):
+        assert (tmp_path / "full" / name).is_file(), name
+    assert np.isfinite(full.summary["final_q_data"]) and np.isfinite(full.summary["final_alpha"])
+    replay = Dataset.load(tmp_path / "full" / "replay.h5")
+    assert replay.observations.dtype == bool and replay.obs_shape == (10, 10, 4) and len(replay) == 300
+
+    def crash(info):
+        if info["step"] > 150:
+            raise Crash()
+
+    with pytest.raises(Crash):
+        train_online(config, seed=0, run_dir=tmp_path / "cut", progress=False, on_episode_end=crash)
+    resumed = train_online(config, seed=0, run_dir=tmp_path / "cut", resume=True, progress=False)
+    for k, v in pytree_to_arrays(full.state).items():
+        np.testing.assert_array_equal(v, pytree_to_arrays(resumed.state)[k], err_msg=k)
+
+    data = collect(env_id=MINATAR, policy="random", steps=200, seed=0, num_envs=2, max_episode_steps=100,
+                   progress=False)
+    assert data.observations.dtype == bool and data.obs_shape == (10, 10, 4)
+    cql = train_offline(config.replace(cql_weight=5.0, epochs=1, offline_eval_episodes=2), data, seed=0,
+                        run_dir=tmp_path / "cql", progress=False)
+    assert (tmp_path / "cql" / "result.json").is_file()
+    metrics = [json.loads(line) for line in (tmp_path / "cql" / "metrics.jsonl").read_text().splitlines()]
+    assert metrics and all(np.isfinite(m["critic_loss"]) and np.isfinite(m["cql_penalty"]) for m in metrics)
+    assert np.isfinite(cql.summary["final_return"])
+
+
+# ---------------------------------------------------------------------------- Atari
+def test_atari_frames_are_4x84x84_uint8_stacks_for_the_nature_cnn():
+    pytest.importorskip("ale_py")
+    pytest.importorskip("cv2")
+    from saclab.envs.make import make_env, make_vector_env
+
+    env, spec = make_env(ATARI, 20)
+    assert spec.obs_shape == (4, 84, 84) and spec.obs_dtype == "uint8"  # channel first: frames stacked on axis 0
+    obs, _ = env.reset(seed=0)
+    for _ in range(3):
+        obs, *_ = env.step(env.action_space.sample())
+    assert obs.shape == (4, 84, 84) and obs.dtype == np.uint8
+    env.close()
+    vector = make_vector_env(ATARI, 2, 5)
+    batch, _ = vector.reset(seed=0)
+    assert batch.shape == (2, 4, 84, 84) and batch.dtype == np.uint8
+    vector.close()
+    learner = Learner.from_config(preset("test"), spec)
+    assert learner.encoder == "nature_cnn"
+    state = init_state(learner, jax.random.PRNGKey(0))
+    actions = greedy_action(learner, state.actor_params, np.stack([obs, obs]))
+    assert actions.shape == (2,) and 0 <= int(actions.min()) and int(actions.max()) < 6
