@@ -88,6 +88,26 @@ def test_uint8_dataset_round_trip_keeps_dtype_and_values_in_a_smaller_file(tmp_p
     assert Dataset.load(bools.save(tmp_path / "b.h5")).observations.dtype == bool
 
 
+@pytest.mark.parametrize("dtype", ["uint8", "bool"])
+def test_minari_round_trip_keeps_image_shape_and_dtype(tmp_path, dtype):
+    pytest.importorskip("minari")
+    from saclab.data.minari_io import export_minari, import_minari
+
+    rng = np.random.default_rng(0)
+    n, shape = 12, (5, 5, 3)
+    frames = rng.integers(0, 256, (n + 1, 75)).astype(np.uint8)
+    frames = frames > 127 if dtype == "bool" else frames
+    transitions = Transition(frames[:-1], rng.integers(0, 3, n), np.ones(n, np.float32), frames[1:],
+                             np.arange(n) == 5, np.arange(n) == n - 1)
+    d = Dataset.from_transitions(transitions, np.isin(np.arange(n), [0, 6]),
+                                 {"num_actions": 3, "obs_shape": list(shape)})
+    path = export_minari(d, f"saclab/images-{dtype}-v0", root=tmp_path / "minari")
+    e = import_minari(path)
+    assert e.observations.dtype == np.dtype(dtype) and e.obs_shape == shape
+    np.testing.assert_array_equal(e.observations, d.observations)
+    np.testing.assert_array_equal(e.next_observations, d.next_observations)
+
+
 def test_preflight_counts_image_bytes_and_cnn_parameters():
     config = preset("test")
     frames = EnvSpec.of_shape(ATARI, (4, 84, 84), 6, "uint8")
@@ -169,6 +189,11 @@ def test_minatar_online_run_resumes_exactly_and_trains_offline_cql(tmp_path):
     metrics = [json.loads(line) for line in (tmp_path / "cql" / "metrics.jsonl").read_text().splitlines()]
     assert metrics and all(np.isfinite(m["critic_loss"]) and np.isfinite(m["cql_penalty"]) for m in metrics)
     assert np.isfinite(cql.summary["final_return"])
+
+    from saclab.runs.export import export_policy  # NumPy inference runs MLPs only: one line, nothing written
+    with pytest.raises(SaclabError, match="MLP actors on flat observations only"):
+        export_policy(tmp_path / "cql", tmp_path / "policy")
+    assert not (tmp_path / "policy").exists()
 
 
 # ---------------------------------------------------------------------------- Atari
