@@ -117,6 +117,8 @@ class Dataset:
             if len(getattr(self, name)) != n:
                 raise SaclabError(f"{source}: {name} has {len(getattr(self, name))} rows, expected {n}")
         for name in ("observations", "rewards", "next_observations"):
+            if not np.issubdtype(getattr(self, name).dtype, np.floating):
+                continue  # uint8 and bool hold no NaN
             bad = ~np.isfinite(getattr(self, name))
             if bad.any():
                 row = int(np.argwhere(bad)[0][0])
