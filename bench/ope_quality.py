@@ -135,6 +135,7 @@ def summary(rows: list[dict]) -> dict:
     returns = np.array([r["true_return"] for r in rows])
     chosen = int(np.argmax(estimate))
     regret = float(returns.max() - returns[chosen])
+    discounted_regret = float(discounted.max() - discounted[chosen])
     return {"env": rows[0]["env"], "policies": len(rows),
             "spearman_discounted": float(spearmanr(estimate, discounted).statistic),
             "spearman_return": float(spearmanr(estimate, returns).statistic),
@@ -142,7 +143,9 @@ def summary(rows: list[dict]) -> dict:
             "selected": rows[chosen]["policy"], "selected_return": float(returns[chosen]),
             "best_return": float(returns.max()), "regret": regret,
             "regret_pct_of_best": 100 * regret / abs(returns.max()) if returns.max() else float("nan"),
-            "regret_pct_of_range": 100 * regret / (returns.max() - returns.min()) if np.ptp(returns) else 0.0}
+            "regret_pct_of_range": 100 * regret / (returns.max() - returns.min()) if np.ptp(returns) else 0.0,
+            "discounted_regret_pct_of_best": 100 * discounted_regret / abs(discounted.max()) if discounted.max() else
+            float("nan")}
 
 
 def write_results(rows: list[dict], summaries: list[dict], fqe: FQEConfig, episodes: int) -> None:
@@ -153,17 +156,19 @@ def write_results(rows: list[dict], summaries: list[dict], fqe: FQEConfig, episo
     write_text(RESULTS / "ope_quality.csv", table.getvalue())
     lines = ["# OPE quality: FQE estimates against true greedy returns", "",
              f"FQE on the online run's replay data: {fqe.updates} updates (batch {fqe.batch_size}, "
-             f"hidden {fqe.hidden_sizes}, hard target copy every {fqe.target_update_every}), gamma {fqe.gamma}; "
+             f"hidden {fqe.hidden_sizes}, hard target copy every {fqe.target_update_every}, targets "
+             f"{'clipped to the return range' if fqe.clip_targets else 'not clipped'}), gamma {fqe.gamma}; "
              f"true returns: {episodes} greedy episodes per policy.", "",
              "Ranked as `saclab ope --select` ranks: an estimate outside every return's range (FQE diverged) last; "
              "'raw': by the estimates as they are.", "",
              "| env | policies | diverged | Spearman (discounted) | Spearman (return) | Spearman raw (discounted) | "
-             "selected | its return | best | regret | % of best | % of range |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "selected | its return | best | regret | % of best | % of range | discounted regret, % of best |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     lines += [f"| {s['env']} | {s['policies']} | {s['diverged']} | {s['spearman_discounted']:.2f} | "
               f"{s['spearman_return']:.2f} | {s['spearman_raw_discounted']:.2f} | "
               f"{s['selected']} | {s['selected_return']:.1f} | {s['best_return']:.1f} | {s['regret']:.1f} | "
-              f"{s['regret_pct_of_best']:.1f} | {s['regret_pct_of_range']:.1f} |" for s in summaries]
+              f"{s['regret_pct_of_best']:.1f} | {s['regret_pct_of_range']:.1f} | "
+              f"{s['discounted_regret_pct_of_best']:.1f} |" for s in summaries]
     lines += ["", "| env | policy | FQE estimate | 95% CI | true discounted | true return |",
               "|---|---|---|---|---|---|"]
     lines += [f"| {r['env']} | {r['policy']} | {r['fqe_estimate']:.2f} | [{r['ci_low']:.2f}, {r['ci_high']:.2f}] | "

@@ -33,6 +33,11 @@ def test_fqe_target_by_hand():
     np.testing.assert_allclose(y, [7.3, 2.0], rtol=1e-6)
 
 
+def test_clipped_target_by_hand():
+    # rewards in [0, 1], gamma 0.9: returns lie in [0, 10]; 7.3 stays, 12 -> 10, -0.5 -> 0
+    np.testing.assert_allclose(fqe.clipped_target(jnp.array([7.3, 12.0, -0.5]), 0.0, 10.0), [7.3, 10.0, 0.0])
+
+
 def test_fqe_loss_by_hand():
     # Q(s1, a=1) = 2 vs y = 1: error 1; Q(s2, a=0) = 3 vs y = 0: error 3 -> (1 + 9) / 2 = 5
     q = jnp.array([[1.0, 2.0], [3.0, 4.0]])
@@ -102,3 +107,5 @@ def test_return_range_and_diverged_estimates_rank_last():
 
     ranked = rank([result("good", 9.0), result("diverged", 1e5), result("poor", 2.0)])
     assert [r.policy for r in ranked] == ["good", "poor", "diverged"] and ranked[2].diverged
+    edge = result("on the edge", 10.0)
+    assert edge.at_bound and not edge.diverged and not result("good", 9.0).at_bound

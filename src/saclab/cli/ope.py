@@ -35,6 +35,9 @@ class OPEArgs:
     """Discount of the estimated return (use the one the policies were trained with)."""
     seed: int = 0
     """Seed of FQE's network, minibatches and bootstrap."""
+    clip_targets: bool = True
+    """Clip FQE's Bellman targets and values to the range every discounted return lies in, given the data's
+    rewards (stops FQE diverging on policies whose actions the data rarely shows)."""
 
 
 def cmd_ope(argv: list[str]) -> int:
@@ -56,7 +59,8 @@ def cmd_ope(argv: list[str]) -> int:
                           "rank them, or give one run directory")
     policies = [load_evaluated_policy(path) for path in candidates]  # every bad input refused before training
     dataset = Dataset.load(args.dataset)
-    config = FQEConfig(epochs=args.epochs, min_updates=args.updates, gamma=args.gamma, seed=args.seed)
+    config = FQEConfig(epochs=args.epochs, min_updates=args.updates, gamma=args.gamma, seed=args.seed,
+                       clip_targets=args.clip_targets)
     results = []
     for i, policy in enumerate(policies, 1):
         if len(policies) > 1:
@@ -74,7 +78,7 @@ def cmd_ope(argv: list[str]) -> int:
         print(f"{'rank':>4}  {'policy'.ljust(width)}  {'estimate':>10}  95% CI")
         for n, r in enumerate(ranked, 1):
             print(f"{n:>4}  {r.policy.ljust(width)}  {r.estimate:>10.3f}  [{r.ci_low:.3f}, {r.ci_high:.3f}]"
-                  f"{'  diverged' if r.diverged else ''}")
+                  f"{'  diverged' if r.diverged else '  at the bound' if r.at_bound else ''}")
     print(f"data's own discounted return from those states (the behaviour policy's, Monte Carlo): "
           f"{first.data_mc_return:.3f}")
     print(f"({where}; the CI covers which initial states were logged, not FQE's own error)")
@@ -83,6 +87,11 @@ def cmd_ope(argv: list[str]) -> int:
             print(f"saclab ope: warning: {r.policy}: estimate {r.estimate:.3g} lies outside [{r.return_range[0]:.3g}, "
                   f"{r.return_range[1]:.3g}], where every return lies: FQE diverged (the data rarely shows this "
                   "policy's actions); do not trust it", file=sys.stderr)
+        elif r.at_bound:
+            print(f"saclab ope: warning: {r.policy}: estimate {r.estimate:.3g} is the edge of "
+                  f"[{r.return_range[0]:.3g}, {r.return_range[1]:.3g}], where every return lies: FQE's clipped "
+                  "values sit there for every initial state, so the estimate says only 'at least' (or 'at most') "
+                  "this", file=sys.stderr)
     return 0
 
 

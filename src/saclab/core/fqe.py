@@ -56,6 +56,13 @@ def fqe_target(reward: jax.Array, terminated: jax.Array, next_probs: jax.Array, 
     return reward + discount * (1.0 - terminated.astype(reward.dtype)) * next_value
 
 
+def clipped_target(target: jax.Array, low: float, high: float) -> jax.Array:
+    """y_clip = min(max(y, low), high): a Bellman target outside [low, high], the range every discounted
+    return lies in given the data's rewards, is known to be wrong (FQE extrapolating on actions the data
+    does not show); clipping it stops the error from feeding on itself.   (B,) -> (B,)"""
+    return jnp.clip(target, low, high)
+
+
 def fqe_loss(q: jax.Array, actions: jax.Array, target: jax.Array) -> jax.Array:
     """L = mean_b (Q(s_b, a_b) - y_b)^2, the target held fixed.   q: (B, A); actions, target: (B,) -> scalar"""
     q_data = jnp.take_along_axis(q, actions[:, None], axis=-1)[:, 0]
@@ -71,6 +78,8 @@ class FQELearner(NamedTuple):
     learning_rate: float
     gamma: float
     target_update_every: int
+    target_range: tuple[float, float] | None = None
+    """Clip the Bellman targets to this range (``clipped_target``); None: no clipping."""
 
     @property
     def q_network(self) -> MLP:
@@ -102,6 +111,8 @@ def _fqe_update(learner: FQELearner, state: FQEState, batch: Batch, next_probs: 
     network = learner.q_network
     next_q_target = network.apply({"params": state.q_target_params}, batch.next_obs)
     target = fqe_target(batch.rewards, batch.terminated, next_probs, next_q_target, learner.gamma)
+    if learner.target_range is not None:
+        target = clipped_target(target, *learner.target_range)
 
     def objective(params):
         return fqe_loss(network.apply({"params": params}, batch.obs), batch.actions, target)
@@ -134,5 +145,5 @@ def initial_values(learner: FQELearner, state: FQEState, obs: jax.Array, probs: 
     return policy_state_value(probs, learner.q_network.apply({"params": state.q_params}, obs))
 
 
-__all__ = ["greedy_probs", "policy_state_value", "fqe_target", "fqe_loss", "FQELearner", "FQEState",
+__all__ = ["greedy_probs", "policy_state_value", "fqe_target", "clipped_target", "fqe_loss", "FQELearner", "FQEState",
            "init_fqe_state", "fqe_update_epoch", "initial_values", "METRIC_NAMES"]

@@ -52,6 +52,10 @@ class FQEConfig:
     target_update_every: int = 50
     """Updates per regression: the target network is a hard copy refreshed this often."""
     hidden_sizes: tuple[int, ...] = (128, 128)
+    clip_targets: bool = True
+    """Clip every Bellman target, and the initial-state values, to ``return_range`` of the data's rewards
+    (``core.fqe.clipped_target``): measured in bench/ope_quality.py, it stops FQE diverging on policies whose
+    actions the data rarely shows (CartPole: 14 of 24 estimates out of range without it, 0 with it)."""
     resamples: int = 2000
     """Bootstrap resamples of the initial states for the 95% CI."""
     seed: int = 0
@@ -114,6 +118,14 @@ class OPEResult:
         """The estimate lies outside ``return_range``: no return can be there, FQE has diverged (typically a
         policy whose actions the data rarely shows)."""
         return not self.return_range[0] <= self.estimate <= self.return_range[1]
+
+    @property
+    def at_bound(self) -> bool:
+        """The estimate sits on an edge of ``return_range`` (with clipped targets: every initial state's
+        value was clipped there, so the fit may be extrapolating)."""
+        low, high = self.return_range
+        tolerance = 1e-6 * (high - low) if math.isfinite(high - low) else 0.0
+        return self.estimate <= low + tolerance or self.estimate >= high - tolerance
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -197,8 +209,9 @@ def fqe_evaluate(policy: EvaluatedPolicy, dataset: Dataset, config: FQEConfig = 
     check_fit(policy, dataset)
     if len(dataset) < config.batch_size:
         raise SaclabError(f"dataset has {len(dataset)} transitions, fewer than one minibatch ({config.batch_size})")
+    bounds = return_range(dataset.rewards, config.gamma)
     learner = FQELearner(policy.obs_dim, policy.num_actions, tuple(config.hidden_sizes), config.learning_rate,
-                         config.gamma, config.target_update_every)
+                         config.gamma, config.target_update_every, bounds if config.clip_targets else None)
     data = jax.device_put(dataset.transitions.to_batch())
     next_probs = jnp.asarray(greedy_one_hot(policy.act, dataset.next_observations, policy.num_actions))
     per_epoch = len(dataset) // config.batch_size
@@ -214,9 +227,10 @@ def fqe_evaluate(policy: EvaluatedPolicy, dataset: Dataset, config: FQEConfig = 
     starts = dataset.observations[dataset.episode_starts]
     start_probs = greedy_one_hot(policy.act, starts, policy.num_actions)
     values = np.asarray(initial_values(learner, state, jnp.asarray(starts), jnp.asarray(start_probs)), np.float64)
+    if config.clip_targets:  # the fit can overshoot its clipped targets a little; no value lies outside
+        values = np.clip(values, *bounds)
     low, high = percentile_ci(values, config.resamples, config.seed)
     data_mc = float(dataset.discounted_returns(config.gamma)[dataset.episode_starts].mean())
-    bounds = return_range(dataset.rewards, config.gamma)
     return OPEResult(str(policy.path), float(values.mean()), low, high, len(values), data_mc, epochs, len(indices),
                      float(losses[-min(len(losses), per_epoch):].mean()), round(time.perf_counter() - started, 3),
                      bounds)
