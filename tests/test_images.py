@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from saclab.config import preset
-from saclab.core.agent import Learner, greedy_action, init_state
+from saclab.core.agent import Learner, init_state
 from saclab.core.networks import Actor
 from saclab.core.types import EnvSpec, Transition, batch_from_numpy, observation_array
 from saclab.data.buffer import ReplayBuffer
@@ -213,8 +213,18 @@ def test_atari_frames_are_4x84x84_uint8_stacks_for_the_nature_cnn():
     batch, _ = vector.reset(seed=0)
     assert batch.shape == (2, 4, 84, 84) and batch.dtype == np.uint8
     vector.close()
-    learner = Learner.from_config(preset("test"), spec)
-    assert learner.encoder == "nature_cnn"
-    state = init_state(learner, jax.random.PRNGKey(0))
-    actions = greedy_action(learner, state.actor_params, np.stack([obs, obs]))
-    assert actions.shape == (2,) and 0 <= int(actions.min()) and int(actions.max()) < 6
+    assert Learner.from_config(preset("test"), spec).encoder == "nature_cnn"
+
+
+def test_atari_online_loop_stores_uint8_frames(tmp_path):
+    # A few steps, no update (the Nature CNN's update is slow on a CPU): acting, evaluation and replay.h5.
+    pytest.importorskip("ale_py")
+    pytest.importorskip("cv2")
+    from saclab.runs.online import train_online
+
+    config = preset("test").replace(env=ATARI, total_steps=30, learning_starts=1000, max_episode_steps=10,
+                                    eval_every_episodes=100, eval_episodes=2)
+    run = train_online(config, seed=0, run_dir=tmp_path / "pong", progress=False, tensorboard=False)
+    replay = Dataset.load(tmp_path / "pong" / "replay.h5")
+    assert replay.observations.dtype == np.uint8 and replay.obs_shape == (4, 84, 84) and len(replay) == 30
+    assert replay.truncations.sum() == 3 and run.summary["episodes"] == 3  # 10-step episodes, counted in agent steps
