@@ -216,15 +216,27 @@ def test_atari_frames_are_4x84x84_uint8_stacks_for_the_nature_cnn():
     assert Learner.from_config(preset("test"), spec).encoder == "nature_cnn"
 
 
-def test_atari_online_loop_stores_uint8_frames(tmp_path):
-    # A few steps, no update (the Nature CNN's update is slow on a CPU): acting, evaluation and replay.h5.
+def test_atari_online_loop_stores_uint8_frames_and_resumes_exactly(tmp_path):
+    # A few steps, no update (the Nature CNN's update is slow on a CPU): acting, evaluation, replay.h5,
+    # and a resume that restores the emulator (its state and generator, saved at an episode's end).
     pytest.importorskip("ale_py")
     pytest.importorskip("cv2")
     from saclab.runs.online import train_online
 
     config = preset("test").replace(env=ATARI, total_steps=30, learning_starts=1000, max_episode_steps=10,
-                                    eval_every_episodes=100, eval_episodes=2)
+                                    eval_every_episodes=100, eval_episodes=2, checkpoint_every_steps=10)
     run = train_online(config, seed=0, run_dir=tmp_path / "pong", progress=False, tensorboard=False)
     replay = Dataset.load(tmp_path / "pong" / "replay.h5")
     assert replay.observations.dtype == np.uint8 and replay.obs_shape == (4, 84, 84) and len(replay) == 30
     assert replay.truncations.sum() == 3 and run.summary["episodes"] == 3  # 10-step episodes, counted in agent steps
+
+    def crash(info):
+        if info["step"] >= 20:
+            raise Crash()
+
+    with pytest.raises(Crash):
+        train_online(config, seed=0, run_dir=tmp_path / "cut", progress=False, tensorboard=False, on_episode_end=crash)
+    train_online(config, seed=0, run_dir=tmp_path / "cut", resume=True, progress=False, tensorboard=False)
+    resumed = Dataset.load(tmp_path / "cut" / "replay.h5")
+    np.testing.assert_array_equal(resumed.observations, replay.observations)
+    np.testing.assert_array_equal(resumed.actions, replay.actions)

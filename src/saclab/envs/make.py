@@ -13,6 +13,7 @@ gymnax ids (``gymnax:Name``) are trained by the compiled loop (``runs.compiled``
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Callable
 
 import gymnasium as gym
@@ -248,13 +249,24 @@ def _minatar_game(env: gym.Env):
 
 def rng_state(env: gym.Env) -> dict:
     """The env's random-generator state (JSON-able), for exact resume.  MinAtar's: its RandomState
-    and its last action (sticky actions repeat it, across resets too)."""
+    and its last action (sticky actions repeat it, across resets too); Atari's: Gymnasium's generator
+    (the no-ops at reset) and the emulator's state with its own generator, base64 (a few kB)."""
     game = _minatar_game(env)
     if game is not None:
         state = game.random.get_state(legacy=False)  # an MT19937 state with the RandomState's gaussian cache
         state["state"]["key"] = state["state"]["key"].tolist()
         return {**state, "last_action": int(game.last_action)}
-    return env.unwrapped.np_random.bit_generator.state
+    state = env.unwrapped.np_random.bit_generator.state
+    ale = _ale(env)
+    if ale is not None:  # the emulator's own generator (sticky actions) lives in C++: its state, serialized
+        state = {**state, "ale_state": base64.b64encode(ale.cloneState(include_rng=True).serialize()).decode()}
+    return state
+
+
+def _ale(env: gym.Env):
+    """The ALE interface of an Atari env (its RNG and emulator state), or None."""
+    ale = getattr(env.unwrapped, "ale", None)
+    return ale if hasattr(ale, "cloneState") and hasattr(ale, "restoreState") else None
 
 
 def set_rng_state(env: gym.Env, state: dict) -> None:
@@ -269,5 +281,10 @@ def set_rng_state(env: gym.Env, state: dict) -> None:
             game.random.seed(int(seed.integers(2**32)))
         return
     generator = np.random.Generator(getattr(np.random, state["bit_generator"])())
-    generator.bit_generator.state = state
+    generator.bit_generator.state = {k: v for k, v in state.items() if k != "ale_state"}
     env.unwrapped.np_random = generator
+    ale = _ale(env)
+    if ale is not None and "ale_state" in state:
+        from ale_py import ALEState
+
+        ale.restoreState(ALEState(base64.b64decode(state["ale_state"])))
