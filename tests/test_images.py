@@ -240,3 +240,10 @@ def test_atari_online_loop_stores_uint8_frames_and_resumes_exactly(tmp_path):
     resumed = Dataset.load(tmp_path / "cut" / "replay.h5")
     np.testing.assert_array_equal(resumed.observations, replay.observations)
     np.testing.assert_array_equal(resumed.actions, replay.actions)
+
+    from saclab.envs.make import make_env, set_rng_state  # a crafted emulator state: one line, no crash
+    env, _ = make_env(ATARI, 10)
+    env.reset(seed=0)
+    with pytest.raises(SaclabError, match="ale_state cannot be restored"):
+        set_rng_state(env, {**env.unwrapped.np_random.bit_generator.state, "ale_state": "Z2FyYmFnZQ=="})
+    env.close()

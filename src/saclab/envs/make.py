@@ -287,4 +287,7 @@ def set_rng_state(env: gym.Env, state: dict) -> None:
     if ale is not None and "ale_state" in state:
         from ale_py import ALEState
 
-        ale.restoreState(ALEState(base64.b64decode(state["ale_state"])))
+        try:
+            ale.restoreState(ALEState(base64.b64decode(state["ale_state"], validate=True)))
+        except Exception as e:  # noqa: BLE001 - the emulator raises SystemError on bytes it cannot read
+            raise SaclabError(f"corrupt checkpoint: its env_rng.ale_state cannot be restored ({e})") from None
