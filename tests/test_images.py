@@ -121,6 +121,21 @@ def test_preflight_counts_image_bytes_and_cnn_parameters():
         assert network_bytes(config, spec) == 4 * actor * 11, spec.env_id  # actor+2 moments, 2 critics x 4
 
 
+def test_a_run_without_a_simulator_keeps_its_image_shape_and_dtype_in_the_checkpoint(tmp_path):
+    from saclab.runs.offline_records import checkpoint_meta
+    from saclab.runs.policy import saved_spec
+
+    spec = EnvSpec.of_shape("", (10, 10, 4), 3, "bool")
+    meta = checkpoint_meta(preset("test").replace(env=""), 0, {"epoch": 1, "updates": 1, "wall_time": 0.0},
+                           np.random.default_rng(0), {"sha256": "x"}, spec)
+    assert saved_spec(json.loads(json.dumps(meta)), tmp_path) == spec
+    meta["spec"]["obs_shape"] = [10, 10, 5]  # does not fit obs_dim 400
+    with pytest.raises(SaclabError, match="corrupt checkpoint"):
+        saved_spec(meta, tmp_path)
+    del meta["spec"]["obs_shape"]  # a checkpoint from before image observations: flat
+    assert saved_spec(meta, tmp_path) == EnvSpec("", 400, 3)
+
+
 def test_a_missing_extra_is_one_line_naming_it(monkeypatch):
     from saclab.envs.make import env_spec
 
