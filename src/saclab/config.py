@@ -24,7 +24,8 @@ class SACConfig:
     """Discrete Soft Actor-Critic (online, offline and CQL)."""
 
     env: str = "CartPole-v1"
-    """Gymnasium environment id (Discrete actions, flat Box observations); "" = none (offline, no evaluation)."""
+    """Gymnasium environment id (Discrete actions; flat or image Box observations, e.g. MinAtar/Breakout-v1,
+    ALE/Pong-v5 with their extras), gymnax:Name for the compiled loop; "" = none (offline, no evaluation)."""
 
     # --- networks and optimisation -------------------------------------------------
     hidden_sizes: tuple[int, ...] = (128, 128)
