@@ -86,7 +86,7 @@ def test_the_automatic_schedule_propagates_the_value_over_the_horizon():
     # ceil(ln 0.01 / ln 0.99) = ceil(458.2) = 459; ceil(ln 0.01 / ln 0.9) = ceil(43.7) = 44
     assert regressions_needed(0.99) == 459 and regressions_needed(0.9) == 44
     assert 0.99 ** 459 <= 0.01 < 0.99 ** 458
-    assert FQEConfig(gamma=0.99).updates == 50 * 459 and FQEConfig(min_updates=7).updates == 7
+    assert FQEConfig(gamma=0.99).updates == 100 * 459 and FQEConfig(min_updates=7).updates == 7
 
 
 def test_percentile_ci_brackets_the_mean_and_is_seeded():
