@@ -77,3 +77,29 @@ def test_damaged_exports_are_one_line(run_dir, tmp_path):
         load(tmp_path / "p")
     with pytest.raises(SaclabError, match="not an exported policy"):
         load(tmp_path)
+
+
+def test_onnx_export_gives_the_jax_policy_s_logits_and_actions(run_dir, tmp_path, capsys):
+    onnx = pytest.importorskip("onnx")
+    from onnx.reference import ReferenceEvaluator
+
+    assert main(["export", str(run_dir), "--out", str(tmp_path / "policy"), "--onnx"]) == 0
+    assert json.loads(capsys.readouterr().out)["onnx"].endswith("actor.onnx")
+    model = onnx.load(str(tmp_path / "policy" / "actor.onnx"))
+    onnx.checker.check_model(model)
+    assert [i.name for i in model.graph.input] == ["observations"]
+    assert [o.name for o in model.graph.output] == ["logits", "action"]
+    obs = np.random.default_rng(3).normal(scale=2.0, size=(10_000, 4)).astype(np.float32)
+    logits, actions = ReferenceEvaluator(model).run(None, {"observations": obs})
+    jax_policy = Policy.load(run_dir)
+    np.testing.assert_array_equal(actions, jax_policy.act(obs))
+    np.testing.assert_allclose(logits, load(tmp_path / "policy").logits(obs), rtol=1e-5, atol=1e-5)
+
+
+def test_onnx_export_without_the_package_is_one_line_and_writes_nothing(run_dir, tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "onnx", None)  # import onnx raises ImportError
+    with pytest.raises(SaclabError, match=r"pip install 'saclab\[onnx\]'"):
+        from saclab.runs.export import export_policy
+
+        export_policy(run_dir, tmp_path / "policy", onnx=True)
+    assert not (tmp_path / "policy").exists()

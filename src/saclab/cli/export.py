@@ -23,6 +23,9 @@ class ExportPolicyArgs:
     """Output directory (created; refused if not empty unless --force)."""
     force: bool = False
     """Overwrite the policy files in a non-empty --out."""
+    onnx: bool = False
+    """Also write actor.onnx (inputs observations (N, obs_dim); outputs logits and action); pip install
+    'saclab[onnx]'."""
 
 
 def cmd_export(argv: list[str]) -> int:
@@ -31,13 +34,14 @@ def cmd_export(argv: list[str]) -> int:
     args = parse(ExportPolicyArgs, argv, "saclab export")
     if args.out is None:
         raise SaclabError("--out DIR is required")
-    out = export_policy(args.run, check_output_dir(args.out), force=args.force)
+    out = export_policy(args.run, check_output_dir(args.out), force=args.force, onnx=args.onnx)
     from saclab.inference import load
 
     policy = load(out)
     print_json({"policy": str(out), "source": policy.spec["source"], "obs_dim": policy.obs_dim,
                 "num_actions": policy.num_actions, "env_id": policy.spec["env_id"],
-                "load": f"from saclab.inference import load; policy = load({str(out)!r})"})
+                "load": f"from saclab.inference import load; policy = load({str(out)!r})",
+                **({"onnx": str(out / "actor.onnx")} if args.onnx else {})})
     return 0
 
 

@@ -14,6 +14,7 @@ from safetensors.numpy import save_file
 from saclab.errors import SaclabError
 from saclab.files import atomic_write, write_json
 from saclab.inference import FORMAT, FORMAT_VERSION, SPEC_FILE, WEIGHTS_FILE
+from saclab.runs.onnx_export import ONNX_FILE, import_onnx, write_onnx
 from saclab.runs.policy import Policy
 from saclab.version import __version__
 
@@ -28,11 +29,14 @@ def actor_layers(actor_params: Any) -> list[tuple[np.ndarray, np.ndarray]]:
     return [(np.asarray(mlp[n]["kernel"], np.float32), np.asarray(mlp[n]["bias"], np.float32)) for n in names]
 
 
-def export_policy(run: str | os.PathLike, out: str | os.PathLike, force: bool = False) -> Path:
-    """Write the actor of ``run`` (a run or checkpoint directory) to the directory ``out``.
+def export_policy(run: str | os.PathLike, out: str | os.PathLike, force: bool = False, onnx: bool = False) -> Path:
+    """Write the actor of ``run`` (a run or checkpoint directory) to the directory ``out``, and with
+    ``onnx`` also as ``actor.onnx`` (``runs.onnx_export``; needs the onnx package).
 
     Refuses an ``out`` that holds anything unless ``force``; the files are written atomically.
     """
+    if onnx:
+        import_onnx()  # before any file is written
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise SaclabError(f"--out {out} is a file, expected a directory")
@@ -50,14 +54,16 @@ def export_policy(run: str | os.PathLike, out: str | os.PathLike, force: bool = 
             "env_id": policy.config.env or None, "algo": policy.config.algo, "cql_weight": policy.config.cql_weight,
             "source": str(policy.path), "saclab_version": __version__, "created": time.strftime("%Y-%m-%dT%H:%M:%S")}
     if force and out.is_dir():
-        for name in (SPEC_FILE, WEIGHTS_FILE):
+        for name in (SPEC_FILE, WEIGHTS_FILE, ONNX_FILE):
             (out / name).unlink(missing_ok=True)
     out.mkdir(parents=True, exist_ok=True)
     arrays = {}
     for k, (weight, bias) in enumerate(layers):
         arrays[f"layers.{k}.weight"], arrays[f"layers.{k}.bias"] = weight, bias
     atomic_write(out / WEIGHTS_FILE, lambda tmp: save_file(arrays, str(tmp), metadata={"format": FORMAT}))
-    write_json(out / SPEC_FILE, spec)
+    if onnx:
+        write_onnx(out, layers, learner.obs_dim, learner.num_actions)
+    write_json(out / SPEC_FILE, spec)  # last: a directory with a spec is a complete export
     return out
 
 
