@@ -65,13 +65,13 @@ class StudyPlan:
         d["offline"] = config_from_json(d["offline"], f"{source} (offline)")
         for name in ("tier_episodes", "tier_epochs", "sweep_epochs", "ablation_epochs"):
             if name in d and not (isinstance(d[name], int) and not isinstance(d[name], bool) and d[name] >= 0):
-                raise SaclabError(f"{source}: {name} must be a non-negative integer, got {str(d[name])[:40]}")
+                raise SaclabError(f"{source}: {name} must be a non-negative integer, got {repr(d[name])[:40]}")
         for name, kind in _LISTS.items():
             if name not in d:  # studies written before the ablation have none
                 continue
             values = d[name]
             if not isinstance(values, list) or not all(_is(v, kind) for v in values):
-                raise SaclabError(f"{source}: {name} must be a list of {kind.__name__}s, got {str(values)[:60]}")
+                raise SaclabError(f"{source}: {name} must be a list of {kind.__name__}s, got {repr(values)[:60]}")
             d[name] = tuple(values)
         return cls(**d)
 
