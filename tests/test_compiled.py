@@ -10,6 +10,7 @@ pytest.importorskip("gymnax")
 
 from saclab.config import preset  # noqa: E402
 from saclab.data import device_buffer  # noqa: E402
+from saclab.data.dataset import Dataset  # noqa: E402
 from saclab.errors import SaclabError  # noqa: E402
 from saclab.runs.checkpoint import pytree_to_arrays  # noqa: E402
 from saclab.runs.compiled import train_compiled  # noqa: E402
@@ -110,4 +111,5 @@ def test_minatar_breakout_runs_the_cnn_path_end_to_end(tmp_path):
     assert result.learner.encoder == "minatar_cnn"
     assert result.summary["steps"] == 150 and np.isfinite(result.final_return)
     assert "['EncodedMLP_0']['MinAtarEncoder_0']['kernel']" in pytree_to_arrays(result.state.actor_params)
-    assert not (tmp_path / "breakout" / "replay.h5").exists()  # image datasets are not stored yet
+    replay = Dataset.load(tmp_path / "breakout" / "replay.h5")  # images flat, with their shape
+    assert len(replay) == 150 and replay.obs_shape == (10, 10, 4) and replay.observations.shape == (150, 400)

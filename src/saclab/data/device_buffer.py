@@ -14,7 +14,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from saclab.core.types import Batch, Transition
+from saclab.core.types import Batch, Transition, observation_array
 
 
 @flax.struct.dataclass
@@ -109,5 +109,7 @@ class HostView:
 
 
 def _rows(observations: np.ndarray) -> np.ndarray:
-    """(N, *obs_shape) -> (N, obs_dim) float32, the dataset's layout."""
-    return np.asarray(observations, np.float32).reshape(len(observations), -1)
+    """(N, *obs_shape) -> (N, obs_dim), the dataset's layout: uint8 and bool as they are, else float32
+    (``core.types.observation_array``); images keep their shape in the dataset's ``obs_shape``."""
+    observations = observation_array(observations)
+    return observations.reshape(len(observations), -1)

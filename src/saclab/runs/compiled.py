@@ -188,7 +188,7 @@ def train_compiled(config: SACConfig, seed: int, run_dir: Path, resume: bool = F
     """Train discrete SAC online on a gymnax env (``gymnax:Name``) with the compiled loop.
 
     Writes the run files of a Gymnasium run (config.json, evaluations.csv, metrics.jsonl,
-    checkpoint/, result.json, replay.h5 for flat observations).  Evaluation runs at the first
+    checkpoint/, result.json, replay.h5).  Evaluation runs at the first
     chunk end after every ``eval_every_episodes`` episodes; checkpoints at chunk ends.  An episode
     budget stops at the first chunk end after it is reached.  ``on_chunk_end(info)`` is called
     after each chunk (its evaluation and checkpoint done).  Call through ``runs.online.train_online``,
@@ -286,7 +286,7 @@ def train_compiled(config: SACConfig, seed: int, run_dir: Path, resume: bool = F
         log.close()
 
     wall = time.perf_counter() - started
-    if save_replay and len(spec.obs_shape) == 1:  # image datasets are not stored yet
+    if save_replay:
         from saclab.data.dataset import Dataset
 
         view = device_buffer.HostView(loop.replay)
