@@ -88,6 +88,20 @@ def test_resume_after_a_crash_gives_the_uninterrupted_run_bit_for_bit(tmp_path):
                        tensorboard=False, chunk_steps=100)
 
 
+def test_a_compiled_run_evaluates_from_its_checkpoint_as_in_training(tmp_path, capsys):
+    from saclab.cli.main import main
+    from saclab.runs.policy import Policy
+
+    train_compiled(CONFIG, 0, tmp_path / "run", progress=False, tensorboard=False, save_replay=False,
+                   chunk_steps=CHUNK)
+    policy = Policy.load(tmp_path / "run")
+    returns = policy.evaluate(7, seed=3)
+    assert returns.shape == (7,) and np.all(returns >= 1)
+    np.testing.assert_array_equal(returns, policy.evaluate(7, seed=3))  # seeded
+    assert main(["evaluate", str(tmp_path / "run"), "--episodes", "7", "--seed", "3"]) == 0
+    assert json.loads(capsys.readouterr().out)["return_mean"] == pytest.approx(float(np.mean(returns)))
+
+
 def test_options_the_compiled_loop_lacks_are_refused(tmp_path):
     with pytest.raises(SaclabError, match="prioritized_replay"):
         train_online(CONFIG.replace(prioritized_replay=True), 0, tmp_path / "p", progress=False)

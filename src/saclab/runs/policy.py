@@ -13,6 +13,7 @@ from saclab.config import SACConfig
 from saclab.core.agent import Learner, SACState, greedy_action, init_state, q_values, sample_action
 from saclab.core.types import EnvSpec, observation_array
 from saclab.envs.evaluate import evaluate_policy
+from saclab.envs.gymnax_envs import is_gymnax
 from saclab.envs.make import check_env_id_from_file, env_spec, episode_cap
 from saclab.errors import SaclabError
 from saclab.runs.checkpoint import load_meta, load_state, resolve_checkpoint
@@ -80,6 +81,15 @@ class Policy:
         if not self.config.env:
             raise SaclabError(f"{self.path} was trained without a simulator: load it with an env to evaluate it "
                               "there (Policy.load(path, env=ID); saclab evaluate RUN --env ID)")
+        if is_gymnax(self.config.env):  # the compiled loop's evaluation: episodes vmapped in the gymnax env
+            from saclab.envs.gymnax_envs import make_gymnax
+            from saclab.runs.compiled import evaluate_greedy
+
+            env, env_params, _ = make_gymnax(self.config.env, self.config.max_episode_steps)
+            cap = max_steps or int(env_params.max_steps_in_episode)
+            returns = evaluate_greedy(self.learner, env, episodes, cap, env_params, self.state.actor_params,
+                                      jax.random.PRNGKey(seed))
+            return np.asarray(returns, np.float64)
         return evaluate_policy(self.act, self.config.env, episodes,
                                max_steps or episode_cap(self.config.env, self.config.max_episode_steps), seed)
 
