@@ -60,7 +60,6 @@ class FQEConfig:
     """Bootstrap resamples of the initial states for the 95% CI."""
     seed: int = 0
 
-
     @property
     def updates(self) -> int:
         """The updates FQE makes at least (``min_updates``, or the automatic schedule)."""
