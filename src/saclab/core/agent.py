@@ -134,17 +134,25 @@ def init_state(learner: Learner, key: jax.Array) -> SACState:
     )
 
 
+def critic_target(learner: Learner, state: SACState, batch: Batch) -> jax.Array:
+    """The critics' regression target y = r + gamma^m (1 - terminated) V(s') for each sample (B,), V from
+    the target critics and the current policy at s' (with the entropy bonus only if ``entropy_backup``).
+    The update regresses on it; ``core.offline_metrics`` measures the TD error against it."""
+    next_log_probs = jax.nn.log_softmax(learner.actor.apply({"params": state.actor_params}, batch.next_obs))
+    next_q_target = learner.critic.apply({"params": state.critic_target_params}, batch.next_obs)
+    alpha = jnp.exp(state.log_alpha)
+    backup_alpha = alpha if learner.entropy_backup else jnp.zeros_like(alpha)  # 0: V(s') = E_pi min Qt
+    next_value = losses.soft_state_value(next_log_probs, next_q_target, backup_alpha, learner.critic_target_reduction)
+    discount = learner.gamma if learner.n_step == 1 else jnp.power(learner.gamma, batch.horizons)  # gamma^m
+    return losses.td_target(batch.rewards, batch.terminated, next_value, discount)
+
+
 def _update(learner: Learner, state: SACState, batch: Batch) -> tuple[SACState, dict]:
     actor, critic = learner.actor, learner.critic
     alpha = jnp.exp(state.log_alpha)
 
     # 1. Critics.  Target from the target critics and the current policy at s'.
-    next_log_probs = jax.nn.log_softmax(actor.apply({"params": state.actor_params}, batch.next_obs))
-    next_q_target = critic.apply({"params": state.critic_target_params}, batch.next_obs)
-    backup_alpha = alpha if learner.entropy_backup else jnp.zeros_like(alpha)  # 0: V(s') = E_pi min Qt
-    next_value = losses.soft_state_value(next_log_probs, next_q_target, backup_alpha, learner.critic_target_reduction)
-    discount = learner.gamma if learner.n_step == 1 else jnp.power(learner.gamma, batch.horizons)  # gamma^m
-    target = losses.td_target(batch.rewards, batch.terminated, next_value, discount)
+    target = critic_target(learner, state, batch)
 
     def critic_objective(critic_params):
         q = critic.apply({"params": critic_params}, batch.obs)  # computed once for TD and CQL

@@ -14,7 +14,7 @@ import jax
 import jax.numpy as jnp
 
 from saclab.core import losses
-from saclab.core.agent import Learner, SACState
+from saclab.core.agent import Learner, SACState, critic_target
 from saclab.core.types import Batch
 
 METRICS_WITH_CRITICS = ("td_error", "initial_value", "cql_gap")
@@ -67,15 +67,8 @@ def _chunk_sums(learner: Learner, state: SACState, batch: Batch, weights: jax.Ar
     sums = {name: jnp.sum(weights * values) for name, values in sums.items()}
     sums["weight"], sums["start_weight"] = jnp.sum(weights), jnp.sum(starts)
     if with_critics:
-        # the critic's own TD target (core.agent): target critics, the current policy at s'
         q = learner.critic.apply({"params": state.critic_params}, batch.obs)
-        next_log_probs = jax.nn.log_softmax(learner.actor.apply({"params": state.actor_params}, batch.next_obs))
-        next_q = learner.critic.apply({"params": state.critic_target_params}, batch.next_obs)
-        alpha = jnp.exp(state.log_alpha) if learner.entropy_backup else jnp.zeros(())
-        discount = learner.gamma if learner.n_step == 1 else jnp.power(learner.gamma, batch.horizons)
-        target = losses.td_target(batch.rewards, batch.terminated,
-                                  losses.soft_state_value(next_log_probs, next_q, alpha,
-                                                          learner.critic_target_reduction), discount)
+        target = critic_target(learner, state, batch)  # the one the update regresses on
         sums["td_error"] = jnp.sum(weights * td_abs_error(q, batch.actions, target))
         sums["cql_gap"] = jnp.sum(weights * cql_gap(q, batch.actions))
         sums["initial_value"] = jnp.sum(starts * policy_value(log_probs, q))
