@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-REPLAY_FILE = "replay.h5"
+from saclab.runs.runlog import REPLAY_FILE
 
 
 def online_critic_numbers(run: str | os.PathLike, gamma: float) -> dict[str, float]:
@@ -27,4 +27,4 @@ def online_critic_numbers(run: str | os.PathLike, gamma: float) -> dict[str, flo
             "mc_return": float(dataset.discounted_returns(gamma).mean())}
 
 
-__all__ = ["online_critic_numbers", "REPLAY_FILE"]
+__all__ = ["online_critic_numbers"]

@@ -41,7 +41,7 @@ from saclab.launch.estimate import estimate_seconds, seconds_per_update
 from saclab.launch.jobs import Job, JobOutcome
 from saclab.launch.plan import StudyPlan
 from saclab.launch.pool import run_jobs
-from saclab.runs.runlog import read_json_object
+from saclab.runs.runlog import REPLAY_FILE, read_json_object
 
 PLAN_FILE = "study.json"
 AGENTS: dict[str, dict[str, Any]] = {"sac": {"cql_weight": 0.0}, "cql": {"cql_weight": NOTEBOOK_CQL_WEIGHT},
@@ -76,7 +76,7 @@ def ablation_online_jobs(plan: StudyPlan, out: Path) -> tuple[list[Job], dict[st
 def replay_dataset(plan: StudyPlan, out: Path, seed: int) -> Path:
     """Offline seed N trains on the replay buffer of online seed N (cycling if fewer)."""
     online_seed = plan.online_seeds[seed % len(plan.online_seeds)]
-    return out / "online" / f"seed-{online_seed}" / "replay.h5"
+    return out / "online" / f"seed-{online_seed}" / REPLAY_FILE
 
 
 def tier_dataset(out: Path, tier: str) -> Path:

@@ -53,14 +53,13 @@ from saclab.runs.run import (
     return_stats,
     summarize,
 )
-from saclab.runs.runlog import CONFIG_FILE, RunLog, read_evaluations, read_result, write_result
+from saclab.runs.runlog import CONFIG_FILE, REPLAY_FILE, RunLog, read_evaluations, read_result, write_result
 from saclab.runtime import enable_compilation_cache, progress_bar
 from saclab.version import __version__
 
 CHUNK_STEPS = 1000
 """Environment steps per compiled call (the host logs and checkpoints between calls)."""
 LOOP_FILE = "loop.safetensors"
-REPLAY_DATASET = "replay.h5"
 
 
 class LoopSettings(NamedTuple):
@@ -290,7 +289,7 @@ def train_compiled(config: SACConfig, seed: int, run_dir: Path, resume: bool = F
         from saclab.data.dataset import Dataset
 
         view = device_buffer.HostView(loop.replay)
-        Dataset.from_buffer(view, config, seed, source="compiled online replay buffer").save(run_dir / REPLAY_DATASET)
+        Dataset.from_buffer(view, config, seed, source="compiled online replay buffer").save(run_dir / REPLAY_FILE)
     evaluations = read_evaluations(run_dir)
     summary = summarize(evaluations, steps=counters["step"], episodes=counters["episode"],
                         wall_time_s=round(wall, 2), steps_per_s=round(counters["step"] / max(wall, 1e-9), 1),

@@ -49,11 +49,17 @@ from saclab.runs.run import (
     return_stats,
     summarize,
 )
-from saclab.runs.runlog import CONFIG_FILE, MetricAccumulator, RunLog, read_evaluations, read_result, write_result
+from saclab.runs.runlog import (
+    CONFIG_FILE,
+    REPLAY_FILE,
+    MetricAccumulator,
+    RunLog,
+    read_evaluations,
+    read_result,
+    write_result,
+)
 from saclab.runtime import enable_compilation_cache, progress_bar
 from saclab.version import __version__
-
-REPLAY_DATASET = "replay.h5"
 
 
 def train_online(
@@ -249,7 +255,7 @@ def _train_online(config: SACConfig, seed: int, run_dir: Path, resume: bool, pro
     if save_replay:
         from saclab.data.dataset import Dataset
 
-        Dataset.from_buffer(buffer, config, seed, source="online replay buffer").save(run_dir / REPLAY_DATASET)
+        Dataset.from_buffer(buffer, config, seed, source="online replay buffer").save(run_dir / REPLAY_FILE)
     evaluations = read_evaluations(run_dir)
     summary = summarize(evaluations, steps=counters["step"], episodes=counters["episode"],
                         wall_time_s=round(wall, 2), steps_per_s=round(counters["step"] / max(wall, 1e-9), 1),

@@ -29,6 +29,8 @@ EVAL_FILE = "evaluations.csv"
 METRICS_FILE = "metrics.jsonl"
 RESULT_FILE = "result.json"
 CONFIG_FILE = "config.json"
+REPLAY_FILE = "replay.h5"
+"""An online run's replay buffer as a dataset (``data.dataset``), written when the run ends."""
 
 
 class RunLog:

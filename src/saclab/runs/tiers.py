@@ -23,8 +23,8 @@ from saclab.data.dataset import Dataset
 from saclab.envs.evaluate import evaluate_policy
 from saclab.envs.make import registered_episode_limit
 from saclab.errors import SaclabError
-from saclab.runs.online import REPLAY_DATASET
 from saclab.runs.policy import Policy
+from saclab.runs.runlog import REPLAY_FILE
 
 TIERS = ("random", "expert", "medium", "replay")
 MEDIUM_FRACTION = 0.5
@@ -73,10 +73,10 @@ def calibrate_epsilon(
 def replay_path(run: str | os.PathLike) -> Path:
     """The replay dataset of an online run (a run dir, its checkpoint dir, or the .h5 file)."""
     run = Path(run)
-    for candidate in (run, run / REPLAY_DATASET, run.parent / REPLAY_DATASET):
+    for candidate in (run, run / REPLAY_FILE, run.parent / REPLAY_FILE):
         if candidate.is_file():
             return candidate
-    raise SaclabError(f"no {REPLAY_DATASET} in {run} (the replay tier needs a finished online run)")
+    raise SaclabError(f"no {REPLAY_FILE} in {run} (the replay tier needs a finished online run)")
 
 
 def collect_tier(
