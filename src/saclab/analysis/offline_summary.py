@@ -13,11 +13,9 @@ from pathlib import Path
 from typing import Any
 
 from saclab.analysis.stats import CONFIDENCE, RANDOM_STATE, RESAMPLES, interval_estimates
+from saclab.analysis.summary import SUMMARY_CSV, SUMMARY_MD, markdown_table, text_table
 from saclab.files import write_text
 from saclab.runs.runlog import read_json_object, read_result
-
-SUMMARY_CSV = "summary.csv"
-SUMMARY_MD = "summary.md"
 
 OFFLINE_SCORES = {
     "td_error": "TD error",
@@ -55,21 +53,18 @@ def _cell(estimate: Mapping[str, Any]) -> str:
     return f"{mean:.3g}" if math.isnan(low) else f"{mean:.3g} [{low:.3g}, {high:.3g}]"
 
 
-def table_rows(rows: Sequence[Mapping[str, Any]]) -> list[list[str]]:
-    """Header and cells of the table (the same for the terminal and Markdown)."""
-    header = ["configuration", "n", "measured on", *OFFLINE_SCORES.values()]
-    cells = [[str(r["group"]), f"{r['n']}" + (f" (+{r['unfinished']} unfinished)" if r["unfinished"] else ""),
+HEADER = ["configuration", "n", "measured on", *OFFLINE_SCORES.values()]
+
+
+def table_cells(rows: Sequence[Mapping[str, Any]]) -> list[list[str]]:
+    """The cells of the table, one list per configuration (the same for the terminal and Markdown)."""
+    return [[str(r["group"]), f"{r['n']}" + (f" (+{r['unfinished']} unfinished)" if r["unfinished"] else ""),
               r["split"], *(_cell(r[name]) for name in OFFLINE_SCORES)] for r in rows]
-    return [header, *cells]
 
 
 def format_offline_table(rows: Sequence[Mapping[str, Any]]) -> str:
     """A plain-text table for a terminal."""
-    lines = table_rows(rows)
-    widths = [max(len(line[i]) for line in lines) for i in range(len(lines[0]))]
-    text = ["  ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=True)).rstrip() for line in lines]
-    text.insert(1, "  ".join("-" * w for w in widths))
-    return "\n".join(text)
+    return text_table(HEADER, table_cells(rows))
 
 
 NOTE = ("Final epoch of each run, mean over seeds [95% percentile bootstrap CI; none for one seed]. "
@@ -95,11 +90,7 @@ def write_offline_summary(rows: Sequence[Mapping[str, Any]], directory: str | os
             flat.update({f"{name}_mean": r[name]["mean"], f"{name}_mean_low": r[name]["mean_ci"][0],
                          f"{name}_mean_high": r[name]["mean_ci"][1]})
         writer.writerow(flat)
-    lines = table_rows(rows)
-    markdown = [f"# {title}", ""] if title else []
-    markdown += ["| " + " | ".join(lines[0]) + " |", "|" + "---|" * len(lines[0])]
-    markdown += ["| " + " | ".join(c.replace("|", "\\|") for c in line) + " |" for line in lines[1:]]
-    markdown += ["", NOTE, ""]
+    markdown = ([f"# {title}", ""] if title else []) + markdown_table(HEADER, table_cells(rows)) + ["", NOTE, ""]
     paths = [directory / SUMMARY_CSV, directory / SUMMARY_MD]
     write_text(paths[0], buf.getvalue())
     write_text(paths[1], "\n".join(markdown))

@@ -55,20 +55,30 @@ def table_cells(row: Mapping[str, Any]) -> list[str]:
     return cells
 
 
-def format_table(rows: Sequence[Mapping[str, Any]]) -> str:
-    """A plain-text table of summary rows (for a terminal)."""
-    lines = [TABLE_HEADER] + [table_cells(r) for r in rows]
-    widths = [max(len(line[i]) for line in lines) for i in range(len(TABLE_HEADER))]
+def text_table(header: Sequence[str], cells: Sequence[Sequence[str]]) -> str:
+    """Columns padded to their widest cell, a rule under the header (for a terminal)."""
+    lines = [list(header), *map(list, cells)]
+    widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
     text = ["  ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=True)).rstrip() for line in lines]
     text.insert(1, "  ".join("-" * w for w in widths))
     return "\n".join(text)
 
 
+def markdown_table(header: Sequence[str], cells: Sequence[Sequence[str]]) -> list[str]:
+    """The lines of a Markdown table (pipes in cells escaped)."""
+    return (["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+            + ["| " + " | ".join(c.replace("|", "\\|") for c in line) + " |" for line in cells])
+
+
+def format_table(rows: Sequence[Mapping[str, Any]]) -> str:
+    """A plain-text table of summary rows (for a terminal)."""
+    return text_table(TABLE_HEADER, [table_cells(r) for r in rows])
+
+
 def format_markdown(rows: Sequence[Mapping[str, Any]], title: str = "") -> str:
     """A Markdown table of summary rows, with a note on the statistics."""
     out = [f"# {title}", ""] if title else []
-    out += ["| " + " | ".join(TABLE_HEADER) + " |", "|" + "---|" * len(TABLE_HEADER)]
-    out += ["| " + " | ".join(c.replace("|", "\\|") for c in table_cells(r)) + " |" for r in rows]
+    out += markdown_table(TABLE_HEADER, [table_cells(r) for r in rows])
     out += ["", "final: the last greedy evaluation's mean return; best: the highest evaluation of the run. "
             "n: finished runs (seeds). IQM: 25%-trimmed mean (scipy.stats.trim_mean). 95% CIs: percentile "
             f"bootstrap over runs (scipy.stats.bootstrap, {RESAMPLES} resamples, random_state {RANDOM_STATE}); "
@@ -102,5 +112,6 @@ def summarize_directory(directory: str | os.PathLike, x: str | None = None) -> t
     return rows, paths
 
 
-__all__ = ["flat_row", "table_cells", "format_table", "format_markdown", "write_summary", "summarize_directory",
+__all__ = ["flat_row", "table_cells", "text_table", "markdown_table",
+           "format_table", "format_markdown", "write_summary", "summarize_directory",
            "CSV_COLUMNS", "TABLE_HEADER"]
