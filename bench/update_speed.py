@@ -6,7 +6,8 @@ Rows (updates per second, median of --repeats timings):
 * floor        the 39 matrix products of one SAC+CQL update, timed bare (jitted scan)
 * scan         saclab's update as a lax.scan over minibatches (offline epochs), CQL off / on
 * online loop  saclab's whole online step (env step, buffer insert, O(batch) sample,
-               update, next action) through ``train_online``
+               update, next action) through ``train_online``; and with ``update_every 8``
+               (8 steps' updates in one scanned call, SB3's train_freq/gradient_steps)
 * notebook     the notebook's ``train_networks`` (../shared/bench/seed_reference.py, PyTorch)
                at 1k and 100k stored transitions, if ``--torch-python`` points at a Python
                with torch==2.13.0 installed (run in a subprocess, one thread)
@@ -108,13 +109,14 @@ def scan_rate(cql_weight: float, n_updates: int, repeats: int) -> float:
     return n_updates / time_call(call, repeats)
 
 
-def online_rate(steps: int) -> float:
+def online_rate(steps: int, update_every: int = 1) -> float:
     """Online steps/s of train_online with the notebook configuration (difference of two runs
-    removes compile/trace time; evaluation is kept rare)."""
+    removes compile/trace time; evaluation is kept rare); one update per step either way, with
+    ``update_every`` K the updates of K steps in one call."""
     from saclab.runs.online import train_online
 
     config = preset("notebook").replace(total_episodes=0, total_steps=1, eval_every_episodes=10_000, eval_episodes=1,
-                                        checkpoint_every_steps=0, max_episode_steps=200)
+                                        checkpoint_every_steps=0, max_episode_steps=200, update_every=update_every)
     times = []
     with tempfile.TemporaryDirectory() as tmp:
         for n in (300, 1000, 1000 + steps):  # the first run compiles
@@ -171,7 +173,8 @@ def main() -> None:
     rates = {"floor (39 GEMMs)": floor,
              "scan, SAC": scan_rate(0.0, args.updates, args.repeats),
              "scan, SAC+CQL": scan_rate(5.0, args.updates, args.repeats),
-             "online loop (SAC)": online_rate(args.online_steps)}
+             "online loop (SAC)": online_rate(args.online_steps),
+             "online loop (SAC), update_every 8": online_rate(args.online_steps, 8)}
     if args.torch_python:
         ref = reference_rates(args.torch_python)
         rates["notebook train_networks, 1k stored"] = ref["notebook_1000"]

@@ -5,7 +5,7 @@ import pytest
 
 from saclab.config import preset
 from saclab.core import losses
-from saclab.core.agent import Learner, init_state, update, update_epoch
+from saclab.core.agent import METRIC_NAMES, Learner, init_state, online_updates, update, update_epoch
 from saclab.core.types import EnvSpec, batch_from_numpy
 from saclab.runs.checkpoint import pytree_to_arrays
 
@@ -103,6 +103,29 @@ def test_scanned_updates_equal_a_loop_of_single_updates():
         state, _ = update(L, state, jax.tree_util.tree_map(lambda x, r=row: x[r], data))
     for k, v in leaves(scanned).items():
         np.testing.assert_allclose(v, leaves(state)[k], rtol=1e-5, atol=1e-6)
+
+
+def test_online_updates_apply_their_batches_in_order_then_act_from_the_result():
+    # update_every K: K minibatches in one call must equal K single updates in the same order,
+    # with the metrics of all K summed and the action drawn from the final policy.
+    L = learner()
+    batches = [batch(seed=s) for s in (1, 2, 3)]
+    stacked = jax.tree_util.tree_map(lambda *columns: np.stack(columns), *batches)
+    obs = np.zeros(4, np.float32)
+    key = jax.random.PRNGKey(5)
+    state, sums, action, td = online_updates(L, init_state(L, jax.random.PRNGKey(0)), stacked, obs, key, 7,
+                                             jnp.zeros(len(METRIC_NAMES)))
+    assert td.shape == (3, 64) and action.shape == ()
+    single = init_state(L, jax.random.PRNGKey(0))
+    expected = np.zeros(len(METRIC_NAMES))
+    for b in batches:
+        single, metrics = update(L, single, b)
+        expected += np.array([float(metrics[name]) for name in METRIC_NAMES])
+    for k, v in leaves(state).items():
+        np.testing.assert_allclose(v, leaves(single)[k], rtol=1e-5, atol=1e-6, err_msg=k)
+    np.testing.assert_allclose(np.asarray(sums), expected, rtol=1e-5, atol=1e-6)
+    logits = L.actor.apply({"params": single.actor_params}, obs[None])
+    assert int(action) == int(jax.random.categorical(jax.random.fold_in(key, 7), logits, axis=-1)[0])
 
 
 @pytest.mark.parametrize("entropy_backup", [True, False])

@@ -40,6 +40,7 @@ def test_train_help_shows_defaults_of_the_chosen_preset(capsys):
     (["train", "--env", "Pendulum-v1"], "Discrete action space"),
     (["train", "--batch-size", "abc"], "--batch-size"),
     (["train", "--gamma", "1.5"], "gamma must be in [0, 1)"),
+    (["train", "--update-every", "0"], "update_every must be >= 1"),
     (["train", "--no-such-flag"], "--no-such-flag"),
     (["train", "--preset", "nope"], "unknown preset"),
     (["frobnicate"], "unknown command"),

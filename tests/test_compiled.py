@@ -105,6 +105,8 @@ def test_a_compiled_run_evaluates_from_its_checkpoint_as_in_training(tmp_path, c
 def test_options_the_compiled_loop_lacks_are_refused(tmp_path):
     with pytest.raises(SaclabError, match="prioritized_replay"):
         train_online(CONFIG.replace(prioritized_replay=True), 0, tmp_path / "p", progress=False)
+    with pytest.raises(SaclabError, match="update_every"):
+        train_online(CONFIG.replace(update_every=4), 0, tmp_path / "u", progress=False)
     with pytest.raises(SaclabError, match="unknown gymnax"):
         train_online(CONFIG.replace(env="gymnax:Nope-v0"), 0, tmp_path / "n", progress=False)
 

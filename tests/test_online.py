@@ -62,6 +62,28 @@ def test_resume_after_a_crash_gives_the_uninterrupted_run(tmp_path):
     assert (tmp_path / "cut" / "metrics.jsonl").read_text() == (tmp_path / "full" / "metrics.jsonl").read_text()
 
 
+def test_update_every_k_keeps_the_update_count_and_resumes_exactly(tmp_path):
+    # K=4: the updates of 4 steps run together every 4th step, so a run does as many updates as with K=1
+    # (from learning_starts on) and a resumed run still equals the uninterrupted one.
+    config = CONFIG.replace(update_every=4, total_steps=700)
+    full = train_online(config, seed=0, run_dir=tmp_path / "full", progress=False)
+    first = max(config.learning_starts, 4)  # the first step with a full buffer that is a multiple of 4
+    first += -first % 4
+    assert int(full.state.updates) == 4 * ((700 - first) // 4 + 1)
+    each_step = train_online(config.replace(update_every=1), seed=0, run_dir=tmp_path / "k1", progress=False)
+    assert any(not np.array_equal(v, params(each_step)[k]) for k, v in params(full).items())
+
+    def crash(info):
+        if info["step"] > 450:
+            raise Crash()
+
+    with pytest.raises(Crash):
+        train_online(config, seed=0, run_dir=tmp_path / "cut", progress=False, on_episode_end=crash)
+    resumed = train_online(config, seed=0, run_dir=tmp_path / "cut", resume=True, progress=False)
+    for k, v in params(full).items():
+        np.testing.assert_array_equal(v, params(resumed)[k], err_msg=k)
+
+
 def test_resume_of_a_finished_run_returns_it(tmp_path):
     a = train_online(CONFIG.replace(total_steps=300), seed=0, run_dir=tmp_path / "a", progress=False)
     again = train_online(CONFIG.replace(total_steps=300), seed=0, run_dir=tmp_path / "a", resume=True)
@@ -77,7 +99,8 @@ def test_notebook_switch_treats_truncation_as_terminal(tmp_path):
     assert any(not np.array_equal(v, params(b)[k]) for k, v in params(a).items())
 
 
-def test_prioritised_replay_updates_the_priorities_it_samples_by(tmp_path, monkeypatch):
+@pytest.mark.parametrize("update_every", [1, 4])
+def test_prioritised_replay_updates_the_priorities_it_samples_by(tmp_path, monkeypatch, update_every):
     # After a prioritised run the sampled transitions' priorities are their |TD errors| (the others
     # keep the maximum they were inserted with), so they differ from one another.  Were priorities
     # never updated, all would still be the initial 1.0.
@@ -91,8 +114,8 @@ def test_prioritised_replay_updates_the_priorities_it_samples_by(tmp_path, monke
         buffers.append(self)
 
     monkeypatch.setattr(ReplayBuffer, "__init__", keep)
-    r = train_online(CONFIG.replace(total_steps=300, prioritized_replay=True), seed=0, run_dir=tmp_path / "p",
-                     progress=False, save_replay=False)
+    r = train_online(CONFIG.replace(total_steps=300, prioritized_replay=True, update_every=update_every), seed=0,
+                     run_dir=tmp_path / "p", progress=False, save_replay=False)
     assert r.summary["steps"] == 300
     (buffer,) = buffers
     priorities = buffer.tree.get(np.arange(len(buffer)))

@@ -73,6 +73,10 @@ class SACConfig:
     """Online: updates begin once the buffer holds this many transitions."""
     updates_per_step: int = 1
     """Online: gradient updates per environment step."""
+    update_every: int = 1
+    """Online (Gymnasium envs): update every this many env steps, update_every x updates_per_step updates at
+    once in one compiled scan (SB3's train_freq and gradient_steps): same update count, less per-call cost;
+    the actions in between come from the policy of the last update.  1 = after every step."""
     prioritized_replay: bool = False
     """Proportional prioritised replay (sampling prob. ~ (|TD error| + eps)^priority_exponent)."""
     priority_exponent: float = 0.6
@@ -167,6 +171,7 @@ def validate(c: SACConfig) -> None:
            f"buffer_size ({c.buffer_size}) must be >= batch_size ({c.batch_size})")
     _check(c.learning_starts >= 1, f"learning_starts must be >= 1, got {c.learning_starts}")
     _check(c.updates_per_step >= 1, f"updates_per_step must be >= 1, got {c.updates_per_step}")
+    _check(c.update_every >= 1, f"update_every must be >= 1, got {c.update_every}")
     _check(c.priority_exponent >= 0, f"priority_exponent must be >= 0, got {c.priority_exponent}")
     _check(0 <= c.importance_exponent <= 1,
            f"importance_exponent must be in [0, 1], got {c.importance_exponent}")

@@ -247,9 +247,35 @@ def online_step(
     Returns (state, metric_sums, action (scalar), |TD error| per sample (B,)).
     """
     state, metrics = _update(learner, state, batch)
-    metric_sums = metric_sums + jnp.stack([metrics[name] for name in METRIC_NAMES])
+    metric_sums = metric_sums + metric_vector(metrics)
     action = _sample_action(learner, state.actor_params, obs[None], jax.random.fold_in(act_key, step))[0]
     return state, metric_sums, action, metrics["td_abs_error"]
+
+
+@functools.partial(jax.jit, static_argnums=0, donate_argnums=(1, 6))
+def online_updates(
+    learner: Learner, state: SACState, batches: Batch, obs: jax.Array, act_key: jax.Array, step: jax.Array,
+    metric_sums: jax.Array,
+) -> tuple[SACState, jax.Array, jax.Array, jax.Array]:
+    """``online_step`` for K updates at once: ``batches`` stacked on a leading axis K, applied in order
+    as one ``lax.scan`` (the per-call cost is paid once for K updates), then the next action.
+
+    Returns (state, metric_sums, action (scalar), |TD error| per sample (K, B)).
+    """
+
+    def one_update(carry: tuple, batch: Batch) -> tuple:
+        state, sums = carry
+        state, metrics = _update(learner, state, batch)
+        return (state, sums + metric_vector(metrics)), metrics["td_abs_error"]
+
+    (state, metric_sums), td_abs_errors = jax.lax.scan(one_update, (state, metric_sums), batches)
+    action = _sample_action(learner, state.actor_params, obs[None], jax.random.fold_in(act_key, step))[0]
+    return state, metric_sums, action, td_abs_errors
+
+
+def metric_vector(metrics: dict) -> jax.Array:
+    """The scalar metrics of one update as a vector, in ``METRIC_NAMES`` order."""
+    return jnp.stack([metrics[name] for name in METRIC_NAMES])
 
 
 @functools.partial(jax.jit, static_argnums=0)

@@ -27,7 +27,7 @@ from safetensors import safe_open
 from safetensors.numpy import save_file
 
 from saclab.config import SACConfig
-from saclab.core.agent import METRIC_NAMES, Learner, SACState, _sample_action, _update, init_state
+from saclab.core.agent import METRIC_NAMES, Learner, SACState, _sample_action, _update, init_state, metric_vector
 from saclab.core.types import Batch
 from saclab.data import device_buffer
 from saclab.data.device_buffer import DeviceReplay
@@ -123,7 +123,7 @@ def learn(learner: Learner, settings: LoopSettings, loop: LoopState, sample_key:
         def one_update(carry: tuple, batch: Batch) -> tuple:
             agent, sums = carry
             agent, metrics = _update(learner, agent, batch)
-            return (agent, sums + jnp.stack([metrics[name] for name in METRIC_NAMES])), None
+            return (agent, sums + metric_vector(metrics)), None
 
         agent, sums, count = carry
         agent, sums = jax.lax.scan(one_update, (agent, sums), batches)[0]
@@ -179,6 +179,8 @@ def check_supported(config: SACConfig) -> None:
         raise SaclabError("prioritized_replay is not available for gymnax envs (the compiled loop samples uniformly)")
     if config.n_step != 1:
         raise SaclabError("n_step > 1 is not available for gymnax envs (the compiled loop stores one-step rewards)")
+    if config.update_every != 1:
+        raise SaclabError("update_every > 1 is for Gymnasium envs (the compiled loop has no per-call cost to spread)")
 
 
 def train_compiled(config: SACConfig, seed: int, run_dir: Path, resume: bool = False, progress: bool | None = None,

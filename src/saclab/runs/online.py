@@ -1,7 +1,10 @@
 """Online training: one Gymnasium env for learning, a vector env for evaluation.
 
 Per environment step the device does one call: update on a fresh minibatch,
-then sample the next action from the updated policy (``online_step``).
+then sample the next action from the updated policy (``online_step``).  With
+``update_every`` K > 1, every K-th step does the K steps' updates in one
+scanned call (``online_updates``), which pays the per-call cost once; the steps
+in between sample from the current policy (``sample_action_at``).
 Actions are drawn with ``fold_in(key, step)``, so the random stream depends
 only on the seed and the step number -- the same seed gives the same run,
 and a resumed run continues exactly where the uninterrupted one would be.
@@ -27,6 +30,7 @@ from saclab.core.agent import (
     greedy_action,
     init_state,
     online_step,
+    online_updates,
     sample_action_at,
 )
 from saclab.data.buffer import ReplayBuffer
@@ -157,6 +161,27 @@ def _train_online(config: SACConfig, seed: int, run_dir: Path, resume: bool, pro
     episode_return, episode_length = 0.0, 0
     started = time.perf_counter() - counters["wall_time"]
 
+    updates_per_call = config.update_every * config.updates_per_step
+
+    def learn(state, step: int) -> tuple:
+        """The updates due at ``step`` (one call), then the action for ``obs`` from the updated policy."""
+        sampled = [buffer.sample_indices(rng, config.batch_size) for _ in range(updates_per_call)]
+        batches = [buffer.gather(indices, weights, config.truncation_is_terminal, config.n_step, config.gamma)
+                   for indices, weights in sampled]
+        if updates_per_call == 1:
+            state, metrics_since_eval.sums, next_action, td_errors = online_step(
+                learner, state, batches[0], obs, act_key, step, metrics_since_eval.sums)
+            td_errors = (td_errors,)  # indexed on the host, only with prioritized replay
+        else:  # K minibatches stacked (K, B, ...) for one scanned call
+            stacked = jax.tree_util.tree_map(lambda *columns: np.stack(columns), *batches)
+            state, metrics_since_eval.sums, next_action, td_errors = online_updates(
+                learner, state, stacked, obs, act_key, step, metrics_since_eval.sums)
+        if buffer.prioritized:  # after the call's K updates (as SB3's PER within one train call)
+            for (indices, _), errors in zip(sampled, np.asarray(td_errors), strict=True):
+                buffer.update_priorities(indices, errors)
+        metrics_since_eval.count += updates_per_call
+        return state, next_action
+
     def check_finite() -> None:
         if not metrics_since_eval.finite():
             kept = (f"last good checkpoint: step {counters['last_checkpoint_step']} in {checkpoint_dir}"
@@ -214,16 +239,8 @@ def _train_online(config: SACConfig, seed: int, run_dir: Path, resume: bool, pro
             obs = env.reset()[0] if episode_over else next_obs
 
             pending_action = None
-            if len(buffer) >= config.learning_starts:
-                for _ in range(config.updates_per_step):
-                    indices, weights = buffer.sample_indices(rng, config.batch_size)
-                    batch = buffer.gather(indices, weights, config.truncation_is_terminal, config.n_step,
-                                          config.gamma)
-                    state, metrics_since_eval.sums, next_action, td_errors = online_step(
-                        learner, state, batch, obs, act_key, step, metrics_since_eval.sums)
-                    metrics_since_eval.count += 1
-                    if buffer.prioritized:
-                        buffer.update_priorities(indices, np.asarray(td_errors))
+            if len(buffer) >= config.learning_starts and step % config.update_every == 0:
+                state, next_action = learn(state, step)
                 pending_action = int(next_action)  # the action for obs, from the updated policy
 
             if not episode_over:
