@@ -49,6 +49,23 @@ def test_the_network_scales_uint8_by_1_255_reads_bool_as_0_1_and_unflattens():
     np.testing.assert_allclose(actor.apply(params, channels), actor.apply(params, channels.astype(np.float32)))
 
 
+def test_a_dataset_of_frame_stacks_stores_each_frame_about_once_per_array(tmp_path):
+    # Atari's 4-frame stacks repeat 3 of 4 frames from one row to the next.  The observation arrays
+    # are gzip-compressed in chunks of whole rows, and a repeated frame lies 3 frames (21 kB) back,
+    # inside deflate's 32 kB window: on random (incompressible) frames the file holds about one
+    # frame per row in each of the two observation arrays, not 4 + 4.
+    n, frame = 200, 84 * 84
+    frames = np.random.default_rng(0).integers(0, 256, size=(n + 4, frame), dtype=np.uint8)
+    obs = np.stack([frames[i:i + 4].reshape(-1) for i in range(n)])
+    next_obs = np.stack([frames[i + 1:i + 5].reshape(-1) for i in range(n)])
+    never = np.zeros(n, bool)
+    dataset = Dataset(obs, np.zeros(n, np.int64), np.zeros(n, np.float32), next_obs, never, never,
+                      np.r_[True, never[1:]], metadata={"env_id": ATARI, "obs_shape": [4, 84, 84]})
+    path = dataset.save(tmp_path / "frames.h5")
+    assert path.stat().st_size < 2.5 * n * frame  # stored whole: 8 frames per transition
+    np.testing.assert_array_equal(Dataset.load(path).next_observations, next_obs)
+
+
 def test_the_replay_buffer_stores_images_flat_in_their_dtype(tmp_path):
     buffer = ReplayBuffer(2 * 3 * 3, capacity=4, obs_dtype="bool")
     obs = np.random.default_rng(0).random((3, 3, 2)) > 0.5
