@@ -102,6 +102,39 @@ def test_a_compiled_run_evaluates_from_its_checkpoint_as_in_training(tmp_path, c
     assert json.loads(capsys.readouterr().out)["return_mean"] == pytest.approx(float(np.mean(returns)))
 
 
+def test_collection_and_offline_training_run_on_gymnax_envs(tmp_path, capsys):
+    # gymnax envs stepped from the host behind Gymnasium's API: a seeded collection repeats, each
+    # transition's next observation is the next row's observation within an episode (the true final
+    # one at its end, not gymnax's auto-reset), the cap truncates, and offline CQL evaluates episodes.
+    from saclab.cli.main import main
+    from saclab.data.collect import collect
+    from saclab.envs.make import make_env
+
+    data = collect("random", "gymnax:CartPole-v1", episodes=6, seed=3, num_envs=3)
+    again = collect("random", "gymnax:CartPole-v1", episodes=6, seed=3, num_envs=3)
+    np.testing.assert_array_equal(data.observations, again.observations)
+    assert data.episode_starts.sum() == 6 and data.terminations.sum() == 6  # random CartPole falls
+    inside = np.flatnonzero(~data.terminations[:-1] & ~data.episode_starts[1:])
+    np.testing.assert_array_equal(data.next_observations[inside], data.observations[inside + 1])
+    capped = collect("random", "gymnax:CartPole-v1", episodes=4, seed=0, num_envs=2, max_episode_steps=5)
+    assert len(capped) == 20 and capped.truncations.sum() == 4
+    env, spec = make_env("gymnax:Breakout-MinAtar")
+    obs, _ = env.reset(seed=0)
+    assert obs.shape == (10, 10, 4) and spec.num_actions == 3 and env.observation_space.contains(obs)
+
+    train_compiled(CONFIG, 0, tmp_path / "run", progress=False, tensorboard=False, save_replay=False,
+                   chunk_steps=CHUNK)
+    out = tmp_path / "medium.h5"
+    assert main(["collect", "--checkpoint", str(tmp_path / "run"), "--tier", "medium", "--episodes", "6",
+                 "--out", str(out)]) == 0
+    assert Dataset.load(out).metadata["env_id"] == "gymnax:CartPole-v1"
+    assert main(["offline", "--dataset", str(out), "--preset", "test", "--epochs", "2", "--cql-weight", "1",
+                 "--eval-episodes", "3", "--out", str(tmp_path / "cql")]) == 0
+    capsys.readouterr()
+    rows = (tmp_path / "cql" / "seed-0" / "evaluations.csv").read_text().splitlines()
+    assert len(rows) == 3 and rows[0].startswith("step,epoch,return_mean")
+
+
 def test_options_the_compiled_loop_lacks_are_refused(tmp_path):
     with pytest.raises(SaclabError, match="prioritized_replay"):
         train_online(CONFIG.replace(prioritized_replay=True), 0, tmp_path / "p", progress=False)

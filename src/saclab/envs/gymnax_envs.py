@@ -1,13 +1,20 @@
 """JAX-native environments (gymnax): ids ``gymnax:Name``, their creation, sizes and episode caps.
 
 gymnax envs are pure functions of (key, state, action, params), so the compiled
-online loop (``runs.compiled``) steps them inside its ``lax.scan``.  gymnax is
-an optional extra (``pip install saclab[jax-envs]``).
+online loop (``runs.compiled``) steps them inside its ``lax.scan``.  The tools
+that step envs from the host one call at a time (collection, the evaluator of
+offline runs) get them behind Gymnasium's API (``GymnaxGymEnv``).  gymnax is an
+optional extra (``pip install saclab[jax-envs]``).
 """
 
 from __future__ import annotations
 
+import functools
 from typing import Any
+
+import gymnasium as gym
+import jax
+import numpy as np
 
 from saclab.core.types import EnvSpec
 from saclab.errors import SaclabError
@@ -70,3 +77,51 @@ def gymnax_episode_cap(env_id: str, max_episode_steps: int) -> int:
         return max_episode_steps
     env, params, _ = make_gymnax(env_id)
     return int(params.max_steps_in_episode)
+
+
+class GymnaxGymEnv(gym.Env):
+    """``gymnax:Name`` behind Gymnasium's ``Env`` API: one jitted gymnax step per ``step``.
+
+    gymnax resets inside its step; an episode's last step here returns the true final
+    observation (gymnax's ``final_observation``) with its terminated/truncated flags, and the
+    caller resets, as with any Gymnasium env.  ``reset(seed=s)`` restarts the env's key from
+    ``s``, so a seeded run repeats exactly.  The episode cap is gymnax's own (a truncation),
+    or ``max_episode_steps``.
+    """
+
+    metadata: dict[str, Any] = {"render_modes": []}
+
+    def __init__(self, env_id: str, max_episode_steps: int | None = None) -> None:
+        self._env, self._params, self.spec_sizes = _shared_gymnax(env_id, max_episode_steps or 0)
+        dtype = np.dtype(self.spec_sizes.obs_dtype)
+        bounds = (0, 255) if dtype == np.uint8 else (-np.inf, np.inf)
+        self.observation_space = gym.spaces.Box(*bounds, shape=tuple(self.spec_sizes.obs_shape), dtype=dtype)
+        self.action_space = gym.spaces.Discrete(self.spec_sizes.num_actions)
+        self._key = jax.random.PRNGKey(0)
+        self._state: Any = None
+
+    def reset(self, *, seed: int | None = None, options: dict | None = None) -> tuple[np.ndarray, dict]:
+        super().reset(seed=seed)
+        if seed is not None:
+            self._key = jax.random.PRNGKey(seed)
+        self._key, key = jax.random.split(self._key)
+        obs, self._state = self._env.reset(key, self._params)
+        return self._observation(obs), {}
+
+    def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict]:
+        if self._state is None:
+            raise SaclabError("step() before reset() on a gymnax env")
+        self._key, key = jax.random.split(self._key)
+        _, self._state, reward, terminated, truncated, info = self._env.step(key, self._state, int(action),
+                                                                               self._params)
+        return self._observation(info["final_observation"]), float(reward), bool(terminated), bool(truncated), {}
+
+    def _observation(self, obs: Any) -> np.ndarray:
+        return np.asarray(obs, self.observation_space.dtype)
+
+
+@functools.lru_cache(maxsize=8)
+def _shared_gymnax(env_id: str, max_episode_steps: int) -> tuple[Any, Any, EnvSpec]:
+    # One env object per id: gymnax jits step and reset with the env as a static argument, so the
+    # sub-envs of a vector env share one compilation.
+    return make_gymnax(env_id, max_episode_steps)

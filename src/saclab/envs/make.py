@@ -8,7 +8,8 @@ optional extras are registered here when their id is first used: ``MinAtar/Name-
 which is wrapped in Gymnasium's ``AtariPreprocessing`` (4 frames skipped with a max over
 the last two, 84x84 grayscale, up to 30 no-ops at reset) and ``FrameStackObservation(4)``:
 uint8 observations of shape (4, 84, 84), channel first.
-gymnax ids (``gymnax:Name``) are trained by the compiled loop (``runs.compiled``).
+gymnax ids (``gymnax:Name``) are trained by the compiled loop (``runs.compiled``); made here
+(collection, evaluation) they are ``envs.gymnax_envs.GymnaxGymEnv``, never Gymnasium's env of that name.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import gymnasium as gym
 import numpy as np
 
 from saclab.core.types import EnvSpec, observation_dtype
-from saclab.envs.gymnax_envs import gymnax_episode_cap, gymnax_name, gymnax_spec, is_gymnax
+from saclab.envs.gymnax_envs import GymnaxGymEnv, gymnax_episode_cap, gymnax_name, gymnax_spec, is_gymnax
 from saclab.errors import SaclabError
 
 IMAGE_EXTRAS = {"MinAtar": "minatar", "ALE": "atari"}
@@ -81,7 +82,8 @@ def _atari_wrappers(max_episode_steps: int | None) -> list[Callable[[gym.Env], g
 
 def _make(env_id: str, **kwargs) -> gym.Env:
     _check_syntax(env_id)
-    _refuse_gymnax(env_id)
+    if is_gymnax(env_id):  # never through gym.make, which would make Gymnasium's env of that name
+        return GymnaxGymEnv(env_id, kwargs.get("max_episode_steps"))
     register_image_envs(env_id)
     wrappers: list[Callable[[gym.Env], gym.Env]] = []
     if is_atari(env_id):
@@ -100,13 +102,6 @@ def _make(env_id: str, **kwargs) -> gym.Env:
         env.close()
         raise SaclabError(f"{env_id} needs the atari extra: pip install 'saclab[atari]' ({e})") from None
     return env
-
-
-def _refuse_gymnax(env_id: str) -> None:
-    # Gymnasium would import gymnax and make its own env of that name: a silent swap.
-    if is_gymnax(env_id):
-        raise SaclabError(f"{env_id} is a gymnax env: it trains in the compiled loop (saclab train --env {env_id}); "
-                          "Gymnasium vector envs cannot run it")
 
 
 def _check_syntax(env_id: object) -> None:
@@ -188,7 +183,10 @@ def make_vector_env(env_id: str, num_envs: int, max_episode_steps: int | None = 
     ``max_episode_steps`` truncates episodes (None: the env's registered limit)."""
     kwargs = {} if max_episode_steps is None else {"max_episode_steps": max_episode_steps}
     _check_syntax(env_id)
-    _refuse_gymnax(env_id)
+    if is_gymnax(env_id):  # host-stepped, one env per sub-env (the compiled loop vmaps its own)
+        max_steps = kwargs.get("max_episode_steps")
+        return gym.vector.SyncVectorEnv([lambda: GymnaxGymEnv(env_id, max_steps)] * num_envs,
+                                        autoreset_mode=gym.vector.AutoresetMode.NEXT_STEP)
     register_image_envs(env_id)
     modes, wrappers = ("vector_entry_point", "sync"), None
     if is_atari(env_id):  # ALE's own vector env preprocesses differently: sync, with the same wrappers as make_env
