@@ -125,12 +125,45 @@ def test_minari_round_trip_keeps_image_shape_and_dtype(tmp_path, dtype):
     np.testing.assert_array_equal(e.next_observations, d.next_observations)
 
 
+def test_the_frame_ring_stores_each_frame_once_and_gives_back_the_stacks_exactly(tmp_path):
+    # Episodes of 1 to 30 steps (so the ring must grow), terminations and truncations, a buffer that
+    # wraps: every stored stack read back from the ring equals the one a whole-stack buffer holds.
+    rng = np.random.default_rng(0)
+    k, frame, capacity = 4, 12, 20
+    whole = ReplayBuffer(k * frame, capacity, obs_dtype="uint8")
+    ring = ReplayBuffer(k * frame, capacity, obs_dtype="uint8", frame_stack=k)
+    for length in (5, 1, 2, 9, 3, 1, 1, 1, 1, 1, 1, 6, 4, 30, 1, 2):
+        frames = rng.integers(0, 256, (length + k, frame), dtype=np.uint8)
+        for t in range(length):
+            last = t == length - 1
+            for buffer in (whole, ring):
+                buffer.add(frames[t:t + k], 1, 0.5, frames[t + 1:t + k + 1], last and length % 2 == 0,
+                           last and length % 2 == 1)
+            stored = np.arange(len(whole))
+            np.testing.assert_array_equal(ring.storage.observations[stored], whole.storage.observations[stored])
+            np.testing.assert_array_equal(ring.storage.next_observations[stored],
+                                          whole.storage.next_observations[stored])
+    assert ring.frames.written < 4 * 66 and len(ring.frames.frames) > capacity + 4 * k  # grew for the short ones
+    ring.save(tmp_path / "ring.safetensors")
+    again = ReplayBuffer(k * frame, capacity, obs_dtype="uint8", frame_stack=k)
+    again.load(tmp_path / "ring.safetensors")
+    everything = np.arange(capacity)
+    for name in ("obs", "next_obs", "rewards", "terminated"):
+        np.testing.assert_array_equal(getattr(again.gather(everything), name), getattr(whole.gather(everything), name))
+    with pytest.raises(SaclabError, match="frame stacks one frame at a time"):
+        ReplayBuffer(k * frame, capacity, obs_dtype="uint8").load(tmp_path / "ring.safetensors")
+    with pytest.raises(SaclabError, match="shifted by one frame"):
+        ring.add(frames[:k], 0, 0.0, frames[:k], False, False)  # not a stack shifted by one frame
+
+
 def test_preflight_counts_image_bytes_and_cnn_parameters():
     config = preset("test")
     frames = EnvSpec.of_shape(ATARI, (4, 84, 84), 6, "uint8")
     per_slot_u8 = replay_buffer_bytes(config, frames.obs_dim, "uint8") / config.buffer_size
     assert per_slot_u8 == 2 * 28224 + 10  # two 4x84x84 byte stacks, an int32 action, a float32 reward, 2 flags
     assert replay_buffer_bytes(config, frames.obs_dim) / config.buffer_size == 2 * 4 * 28224 + 10
+    ring = replay_buffer_bytes(config, frames.obs_dim, "uint8", frame_stack=4)  # one 84x84 frame a slot
+    assert ring == (config.buffer_size + 16) * 7056 + config.buffer_size * (8 + 10)
     for spec in (frames, EnvSpec.of_shape(MINATAR, (10, 10, 4), 3, "bool")):
         learner = Learner.from_config(config, spec)
         state = jax.eval_shape(functools.partial(init_state, learner), jax.random.PRNGKey(0))
@@ -271,7 +304,13 @@ def test_atari_online_loop_stores_uint8_frames_and_resumes_exactly(tmp_path):
     train_online(config, seed=0, run_dir=tmp_path / "cut", resume=True, progress=False, tensorboard=False)
     resumed = Dataset.load(tmp_path / "cut" / "replay.h5")
     np.testing.assert_array_equal(resumed.observations, replay.observations)
+    np.testing.assert_array_equal(resumed.next_observations, replay.next_observations)
     np.testing.assert_array_equal(resumed.actions, replay.actions)
+    from safetensors import safe_open  # the checkpointed buffer holds frames, each once, not stacks
+
+    with safe_open(str(tmp_path / "cut" / "checkpoint" / "buffer.safetensors"), framework="numpy") as f:
+        assert "frames" in f.keys() and "observations" not in f.keys()
+        assert f.get_tensor("frames").shape[1] == 84 * 84
 
     from saclab.envs.make import make_env, set_rng_state  # a crafted emulator state: one line, no crash
     env, _ = make_env(ATARI, 10)

@@ -7,8 +7,9 @@ tree: O(batch * log capacity) to sample and to update priorities.
 Terminations and truncations are stored apart: only ``terminated`` stops
 bootstrapping.  Observations are stored flat, (capacity, obs_dim), in the env's
 dtype when it is uint8 or bool (images: a quarter of float32's bytes; the
-networks convert them inside the jitted call), else float32.  Frame stacks are
-stored whole in every slot (not deduplicated across consecutive slots).
+networks convert them inside the jitted call), else float32.  With
+``frame_stack`` k (Atari's 4-frame stacks), each frame is stored once
+(``data.frame_stack``): about one frame per slot instead of 2k.
 The buffer saves to and loads from safetensors (no pickle).
 """
 
@@ -20,7 +21,8 @@ import os
 import numpy as np
 from safetensors.numpy import load_file, save_file
 
-from saclab.core.types import Batch, Transition
+from saclab.core.types import Batch, Transition, observation_dtype
+from saclab.data.frame_stack import FrameRing, StackedColumn
 from saclab.data.nstep import n_step_transitions
 from saclab.errors import SaclabError
 from saclab.files import atomic_write
@@ -77,12 +79,22 @@ class ReplayBuffer:
         importance_exponent: float = 0.4,
         priority_eps: float = 1e-6,
         obs_dtype: str = "float32",
+        frame_stack: int = 0,
     ) -> None:
         if capacity < 1:
             raise SaclabError(f"buffer capacity must be >= 1, got {capacity}")
         self.obs_dim = obs_dim
         self.capacity = capacity
-        self.storage = Transition.zeros(capacity, obs_dim, obs_dtype)
+        self.frames: FrameRing | None = None
+        if frame_stack > 1:  # observations are views of a ring of frames, each stored once
+            if obs_dim % frame_stack:
+                raise SaclabError(f"observations of size {obs_dim} are not {frame_stack} stacked frames")
+            self.frames = FrameRing(capacity, frame_stack, obs_dim // frame_stack, observation_dtype(obs_dtype))
+            self.storage = Transition.zeros(capacity, 0)._replace(
+                observations=StackedColumn(self.frames, capacity, 0),
+                next_observations=StackedColumn(self.frames, capacity, 1))
+        else:
+            self.storage = Transition.zeros(capacity, obs_dim, obs_dtype)
         self.head = 0  # next slot to write
         self.size = 0
         self.prioritized = prioritized
@@ -99,13 +111,31 @@ class ReplayBuffer:
         """Store one transition (O(1); O(log N) with priorities)."""
         i = self.head
         obs, next_obs = np.reshape(obs, -1), np.reshape(next_obs, -1)  # an image is stored flat
+        if self.frames is not None:
+            self._put_frames(i, obs, next_obs)
+            obs, next_obs = None, None
         for array, value in zip(self.storage, (obs, action, reward, next_obs, terminated, truncated), strict=True):
-            array[i] = value
+            if value is not None:
+                array[i] = value
         if self.tree is not None:
             # New transitions get the largest priority seen, so each is replayed at least once soon.
             self.tree.set(np.array([i]), np.array([self.max_priority**self.priority_exponent]))
         self.head = (i + 1) % self.capacity
         self.size = min(self.size + 1, self.capacity)
+
+    def _put_frames(self, i: int, obs: np.ndarray, next_obs: np.ndarray) -> None:
+        """Slot i's stacks into the frame ring: only the new frame when ``obs`` continues the last
+        transition's episode, the whole first stack when an episode begins."""
+        previous = (i - 1) % self.capacity
+        ended = self.storage.terminations[previous] or self.storage.truncations[previous]
+        continues = bool(self.size > 0 and not ended
+                         and np.array_equal(self.frames.last_next_observation(previous), obs))
+        oldest = None  # the oldest slot still stored after this write
+        if 0 < self.size < self.capacity:
+            oldest = 0
+        elif self.size == self.capacity and self.capacity > 1:
+            oldest = (i + 1) % self.capacity
+        self.frames.put(i, obs, next_obs, continues, oldest)
 
     def sample_indices(self, rng: np.random.Generator, batch_size: int) -> tuple[np.ndarray, np.ndarray]:
         """Indices of a minibatch and their importance weights."""
@@ -159,13 +189,18 @@ class ReplayBuffer:
     def save(self, path: str | os.PathLike) -> None:
         """Write the buffer (contents, head, priorities) to a safetensors file, atomically."""
         tensors = {name: np.ascontiguousarray(array[: self.size]) for name, array in zip(Transition._fields,
-                                                                                          self.storage, strict=True)}
+                                                                                          self.storage, strict=True)
+                   if not isinstance(array, StackedColumn)}
         if self.tree is not None:
             tensors["priorities"] = self.tree.get(np.arange(self.size))
         meta = {
             "capacity": self.capacity, "head": self.head, "size": self.size, "obs_dim": self.obs_dim,
             "prioritized": self.prioritized, "max_priority": self.max_priority,
         }
+        if self.frames is not None:  # the frames, each once, instead of the two observation columns
+            frame_tensors, frame_meta = self.frames.state(self.size)
+            tensors.update(frame_tensors)
+            meta.update(frame_meta)
         atomic_write(path, lambda tmp: save_file(tensors, str(tmp), metadata={"saclab_buffer": json.dumps(meta)}))
 
     def load(self, path: str | os.PathLike) -> None:
@@ -189,7 +224,14 @@ class ReplayBuffer:
         if not (isinstance(n, int) and isinstance(head, int) and 0 <= n <= self.capacity and 0 <= head < self.capacity
                 and isinstance(meta.get("max_priority"), (int, float))):
             raise SaclabError(f"corrupt replay buffer file {path}: bad size, head or max_priority")
+        if (self.frames is not None) != ("frame_stack" in meta):
+            raise SaclabError(f"replay buffer {path} " + ("does not store" if self.frames is not None else "stores")
+                              + " frame stacks one frame at a time, unlike this buffer")
+        if self.frames is not None:
+            self.frames.restore(tensors, meta, n, str(path))
         for name, array in zip(Transition._fields, self.storage, strict=True):
+            if isinstance(array, StackedColumn):
+                continue
             saved = tensors.get(name, tensors.get(_OLD_NAMES[name]))
             if saved is None or saved.shape != (n, *array.shape[1:]):
                 raise SaclabError(f"corrupt replay buffer file {path}: {name} is missing or has the wrong shape")

@@ -66,6 +66,12 @@ def is_atari(env_id: str) -> bool:
     return _namespace(env_id) == "ALE"
 
 
+def frame_stack(env_id: str, obs_shape: tuple[int, ...]) -> int:
+    """k when ``env_id``'s observations are stacks of its last k frames (saclab's Atari envs, stack first),
+    for the replay buffer to store each frame once; else 0."""
+    return int(obs_shape[0]) if is_atari(env_id) and len(obs_shape) == 3 else 0
+
+
 def _atari_wrappers(max_episode_steps: int | None) -> list[Callable[[gym.Env], gym.Env]]:
     """What wraps an ``ALE/`` env made with ``frameskip=1``: DQN's preprocessing, a 4-frame stack,
     and the episode cap counted in agent steps (a cap given to ``gym.make`` would count frames)."""

@@ -36,7 +36,7 @@ from saclab.core.agent import (
 from saclab.data.buffer import ReplayBuffer
 from saclab.envs.evaluate import Evaluator
 from saclab.envs.gymnax_envs import is_gymnax
-from saclab.envs.make import episode_cap, make_env, rng_state, set_rng_state
+from saclab.envs.make import episode_cap, frame_stack, make_env, rng_state, set_rng_state
 from saclab.errors import SaclabError
 from saclab.files import write_json
 from saclab.locks import directory_lock
@@ -113,7 +113,8 @@ def _train_online(config: SACConfig, seed: int, run_dir: Path, resume: bool, pro
     init_key, act_key = jax.random.split(base_key)
     state = init_state(learner, init_key)
     buffer = ReplayBuffer(spec.obs_dim, config.buffer_size, config.prioritized_replay,
-                          config.priority_exponent, config.importance_exponent, obs_dtype=spec.obs_dtype)
+                          config.priority_exponent, config.importance_exponent, obs_dtype=spec.obs_dtype,
+                          frame_stack=frame_stack(config.env, spec.obs_shape))
     rng = np.random.default_rng(seed)
     counters = {"step": 0, "episode": 0, "evaluations": 0, "last_checkpoint_step": 0, "wall_time": 0.0}
     pending_action: int | None = None

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from saclab.config import SACConfig
 from saclab.core.networks import resolve_encoder
 from saclab.core.types import EnvSpec, observation_dtype
+from saclab.envs.make import frame_stack
 from saclab.errors import SaclabError
 
 MAX_SEED = 2**31 - 1
@@ -36,14 +37,20 @@ def available_memory_bytes() -> int | None:
         return None
 
 
-def replay_buffer_bytes(config: SACConfig, obs_dim: int, obs_dtype: str = "float32") -> int:
+def replay_buffer_bytes(config: SACConfig, obs_dim: int, obs_dtype: str = "float32", frame_stack: int = 0) -> int:
     """Bytes of the preallocated replay buffer: two observations (float32, or 1 byte a value when the
     env emits uint8 or bool: ``core.types.observation_dtype``), an int32 action, a float32 reward and
-    two bools per slot, plus a float64 sum tree when prioritised.  Frame stacks count whole."""
+    two bools per slot, plus a float64 sum tree when prioritised.  With ``frame_stack`` k the
+    observations are one frame a slot (and 4k more; ``data.frame_stack``) and an int64 frame number:
+    the ring starts at that size and grows only with episodes shorter than the stack."""
     obs_bytes = observation_dtype(obs_dtype).itemsize
-    per_slot = 2 * obs_bytes * obs_dim + 4 + 4 + 2
+    if frame_stack > 1:
+        frame = obs_bytes * obs_dim // frame_stack
+        observations = (config.buffer_size + 4 * frame_stack) * frame + 8 * config.buffer_size
+    else:
+        observations = 2 * obs_bytes * obs_dim * config.buffer_size
     tree = 2 * 8 * config.buffer_size if config.prioritized_replay else 0
-    return config.buffer_size * per_slot + tree
+    return observations + config.buffer_size * (4 + 4 + 2) + tree
 
 
 def _encoder_parameters(encoder: str, obs_shape: tuple[int, ...]) -> tuple[int, int]:
@@ -110,7 +117,8 @@ def check_run(config: SACConfig, seeds: Sequence[int], spec: EnvSpec, online: bo
     if networks > available:
         raise SaclabError(f"networks of hidden sizes {config.hidden_sizes} need {networks / 2**30:.1f} GiB for "
                           f"{runs} run(s), more than the {available / 2**30:.1f} GiB available")
-    buffers = replay_buffer_bytes(config, spec.obs_dim, spec.obs_dtype) * runs if online else 0
+    stack = frame_stack(config.env, spec.obs_shape)
+    buffers = replay_buffer_bytes(config, spec.obs_dim, spec.obs_dtype, stack) * runs if online else 0
     if networks + buffers > available:
         raise SaclabError(f"a replay buffer of {config.buffer_size} transitions needs {buffers / 2**30:.1f} GiB "
                           f"for {runs} run(s), more than the {available / 2**30:.1f} GiB available; "
