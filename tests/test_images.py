@@ -10,6 +10,7 @@ import gymnasium as gym
 import jax
 import numpy as np
 import pytest
+from resuming import crash_then_resume
 
 from saclab.config import preset
 from saclab.core.agent import Learner, init_state
@@ -234,14 +235,7 @@ def test_minatar_online_run_resumes_exactly_and_trains_offline_cql(tmp_path):
     assert np.isfinite(full.summary["final_q_data"]) and np.isfinite(full.summary["final_alpha"])
     replay = Dataset.load(tmp_path / "full" / "replay.h5")
     assert replay.observations.dtype == bool and replay.obs_shape == (10, 10, 4) and len(replay) == 300
-
-    def crash(info):
-        if info["step"] > 150:
-            raise Crash()
-
-    with pytest.raises(Crash):
-        train_online(config, seed=0, run_dir=tmp_path / "cut", progress=False, on_episode_end=crash)
-    resumed = train_online(config, seed=0, run_dir=tmp_path / "cut", resume=True, progress=False)
+    resumed = crash_then_resume(train_online, config, tmp_path / "cut", after_step=150)
     for k, v in pytree_to_arrays(full.state).items():
         np.testing.assert_array_equal(v, pytree_to_arrays(resumed.state)[k], err_msg=k)
 

@@ -2,6 +2,7 @@ import json
 
 import numpy as np
 import pytest
+from resuming import crash_then_resume
 
 from saclab.config import preset
 from saclab.runs.checkpoint import pytree_to_arrays
@@ -72,14 +73,7 @@ def test_update_every_k_keeps_the_update_count_and_resumes_exactly(tmp_path):
     assert int(full.state.updates) == 4 * ((700 - first) // 4 + 1)
     each_step = train_online(config.replace(update_every=1), seed=0, run_dir=tmp_path / "k1", progress=False)
     assert any(not np.array_equal(v, params(each_step)[k]) for k, v in params(full).items())
-
-    def crash(info):
-        if info["step"] > 450:
-            raise Crash()
-
-    with pytest.raises(Crash):
-        train_online(config, seed=0, run_dir=tmp_path / "cut", progress=False, on_episode_end=crash)
-    resumed = train_online(config, seed=0, run_dir=tmp_path / "cut", resume=True, progress=False)
+    resumed = crash_then_resume(train_online, config, tmp_path / "cut", after_step=450)
     for k, v in params(full).items():
         np.testing.assert_array_equal(v, params(resumed)[k], err_msg=k)
 
