@@ -235,21 +235,18 @@ METRIC_NAMES = ("critic_loss", "cql_penalty", "actor_loss", "alpha_loss", "alpha
 """The scalar metrics of an update, in the order of ``online_step``'s running sums."""
 
 
-@functools.partial(jax.jit, static_argnums=0, donate_argnums=(1, 6))
-def online_step(
-    learner: Learner, state: SACState, batch: Batch, obs: jax.Array, act_key: jax.Array, step: jax.Array,
-    metric_sums: jax.Array,
-) -> tuple[SACState, jax.Array, jax.Array, jax.Array]:
-    """The online loop's whole per-step device work in one call: one update, its metrics added
-    to ``metric_sums`` (so nothing is read back per step), then an action for the next
-    observation ``obs`` (1-D) sampled from the updated policy with ``fold_in(act_key, step)``.
+def scan_updates(learner: Learner, state: SACState, metric_sums: jax.Array, batches: Batch,
+                 unroll: int | bool = 1) -> tuple[SACState, jax.Array, jax.Array]:
+    """K updates in order on ``batches`` (stacked on a leading axis K) as one ``lax.scan``, their
+    scalar metrics added to ``metric_sums``.  Returns (state, metric_sums, |TD error| (K, B))."""
 
-    Returns (state, metric_sums, action (scalar), |TD error| per sample (B,)).
-    """
-    state, metrics = _update(learner, state, batch)
-    metric_sums = metric_sums + metric_vector(metrics)
-    action = _sample_action(learner, state.actor_params, obs[None], jax.random.fold_in(act_key, step))[0]
-    return state, metric_sums, action, metrics["td_abs_error"]
+    def one_update(carry: tuple, batch: Batch) -> tuple:
+        state, sums = carry
+        state, metrics = _update(learner, state, batch)
+        return (state, sums + metric_vector(metrics)), metrics["td_abs_error"]
+
+    (state, metric_sums), td_abs_errors = jax.lax.scan(one_update, (state, metric_sums), batches, unroll=unroll)
+    return state, metric_sums, td_abs_errors
 
 
 @functools.partial(jax.jit, static_argnums=0, donate_argnums=(1, 6))
@@ -257,21 +254,19 @@ def online_updates(
     learner: Learner, state: SACState, batches: Batch, obs: jax.Array, act_key: jax.Array, step: jax.Array,
     metric_sums: jax.Array,
 ) -> tuple[SACState, jax.Array, jax.Array, jax.Array]:
-    """``online_step`` for K updates at once: ``batches`` stacked on a leading axis K, applied in order
-    as one ``lax.scan`` (the per-call cost is paid once for K updates), then the next action.
+    """The online loop's device work in one call: the K updates due (``batches`` stacked on a leading
+    axis K; K = 1 after every step, K = ``update_every`` otherwise), their metrics added to
+    ``metric_sums`` (so nothing is read back per step), then an action for the next observation
+    ``obs`` (1-D) sampled from the updated policy with ``fold_in(act_key, step)``.
 
     Returns (state, metric_sums, action (scalar), |TD error| per sample (K, B)).
     """
-
-    def one_update(carry: tuple, batch: Batch) -> tuple:
-        state, sums = carry
-        state, metrics = _update(learner, state, batch)
-        return (state, sums + metric_vector(metrics)), metrics["td_abs_error"]
-
-    # XLA:CPU runs a convolution inside a loop several times slower (Nature CNN: 1.9 s an update in a
-    # scan, 0.34 s unrolled): its K updates are unrolled; the MLP and MinAtar encoders (matrix products) loop.
-    unroll = batches.actions.shape[0] if learner.encoder == "nature_cnn" else 1
-    (state, metric_sums), td_abs_errors = jax.lax.scan(one_update, (state, metric_sums), batches, unroll=unroll)
+    # Unrolled: one update (no loop at all), and the Nature CNN's K updates, because XLA:CPU runs a
+    # convolution inside a loop several times slower (1.9 s an update in a scan, 0.34 s unrolled).
+    # The MLP and MinAtar encoders (matrix products) keep the loop.
+    k = batches.actions.shape[0]
+    unroll = k if k == 1 or learner.encoder == "nature_cnn" else 1
+    state, metric_sums, td_abs_errors = scan_updates(learner, state, metric_sums, batches, unroll)
     action = _sample_action(learner, state.actor_params, obs[None], jax.random.fold_in(act_key, step))[0]
     return state, metric_sums, action, td_abs_errors
 

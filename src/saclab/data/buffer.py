@@ -111,11 +111,10 @@ class ReplayBuffer:
         """Store one transition (O(1); O(log N) with priorities)."""
         i = self.head
         obs, next_obs = np.reshape(obs, -1), np.reshape(next_obs, -1)  # an image is stored flat
-        if self.frames is not None:
+        if self.frames is not None:  # the observation columns are views of the frame ring
             self._put_frames(i, obs, next_obs)
-            obs, next_obs = None, None
         for array, value in zip(self.storage, (obs, action, reward, next_obs, terminated, truncated), strict=True):
-            if value is not None:
+            if not isinstance(array, StackedColumn):
                 array[i] = value
         if self.tree is not None:
             # New transitions get the largest priority seen, so each is replayed at least once soon.

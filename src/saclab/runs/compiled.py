@@ -3,7 +3,7 @@
 One call of ``run_chunk`` runs ``length`` environment steps on the device
 (PureJaxRL style): per step, an action from the current policy, a gymnax step
 (auto-reset), the transition written to a device ring buffer (``data.device_buffer``),
-then ``updates_per_step`` SAC updates (``core.agent._update``) once the buffer
+then ``updates_per_step`` SAC updates (``core.agent.scan_updates``) once the buffer
 holds ``learning_starts`` transitions.  Episode returns are tracked inside the
 scan.  The host only acts between chunks: greedy evaluation (vmapped over
 episodes in the gymnax env), logging, checkpoints.  Every random draw is
@@ -27,8 +27,7 @@ from safetensors import safe_open
 from safetensors.numpy import save_file
 
 from saclab.config import SACConfig
-from saclab.core.agent import METRIC_NAMES, Learner, SACState, _sample_action, _update, init_state, metric_vector
-from saclab.core.types import Batch
+from saclab.core.agent import METRIC_NAMES, Learner, SACState, _sample_action, init_state, scan_updates
 from saclab.data import device_buffer
 from saclab.data.device_buffer import DeviceReplay
 from saclab.envs.gymnax_envs import make_gymnax
@@ -120,13 +119,8 @@ def learn(learner: Learner, settings: LoopSettings, loop: LoopState, sample_key:
                        )(jax.random.split(sample_key, settings.updates_per_step))
 
     def updates(carry: tuple) -> tuple:
-        def one_update(carry: tuple, batch: Batch) -> tuple:
-            agent, sums = carry
-            agent, metrics = _update(learner, agent, batch)
-            return (agent, sums + metric_vector(metrics)), None
-
         agent, sums, count = carry
-        agent, sums = jax.lax.scan(one_update, (agent, sums), batches)[0]
+        agent, sums, _ = scan_updates(learner, agent, sums, batches)
         return agent, sums, count + settings.updates_per_step
 
     carry = (loop.agent, loop.metric_sums, loop.metric_count)

@@ -1,10 +1,10 @@
 """Online training: one Gymnasium env for learning, a vector env for evaluation.
 
-Per environment step the device does one call: update on a fresh minibatch,
-then sample the next action from the updated policy (``online_step``).  With
-``update_every`` K > 1, every K-th step does the K steps' updates in one
-scanned call (``online_updates``), which pays the per-call cost once; the steps
-in between sample from the current policy (``sample_action_at``).
+Per environment step the device does one call (``online_updates``): update on a
+fresh minibatch, then sample the next action from the updated policy.  With
+``update_every`` K > 1, every K-th step does the K steps' updates in that one
+call, which pays the per-call cost once; the steps in between sample from the
+current policy (``sample_action_at``).
 Actions are drawn with ``fold_in(key, step)``, so the random stream depends
 only on the seed and the step number -- the same seed gives the same run,
 and a resumed run continues exactly where the uninterrupted one would be.
@@ -29,7 +29,6 @@ from saclab.core.agent import (
     Learner,
     greedy_action,
     init_state,
-    online_step,
     online_updates,
     sample_action_at,
 )
@@ -169,14 +168,9 @@ def _train_online(config: SACConfig, seed: int, run_dir: Path, resume: bool, pro
         sampled = [buffer.sample_indices(rng, config.batch_size) for _ in range(updates_per_call)]
         batches = [buffer.gather(indices, weights, config.truncation_is_terminal, config.n_step, config.gamma)
                    for indices, weights in sampled]
-        if updates_per_call == 1:
-            state, metrics_since_eval.sums, next_action, td_errors = online_step(
-                learner, state, batches[0], obs, act_key, step, metrics_since_eval.sums)
-            td_errors = (td_errors,)  # indexed on the host, only with prioritized replay
-        else:  # K minibatches stacked (K, B, ...) for one scanned call
-            stacked = jax.tree_util.tree_map(lambda *columns: np.stack(columns), *batches)
-            state, metrics_since_eval.sums, next_action, td_errors = online_updates(
-                learner, state, stacked, obs, act_key, step, metrics_since_eval.sums)
+        stacked = jax.tree_util.tree_map(lambda *columns: np.stack(columns), *batches)  # (K, B, ...)
+        state, metrics_since_eval.sums, next_action, td_errors = online_updates(
+            learner, state, stacked, obs, act_key, step, metrics_since_eval.sums)
         if buffer.prioritized:  # after the call's K updates (as SB3's PER within one train call)
             for (indices, _), errors in zip(sampled, np.asarray(td_errors), strict=True):
                 buffer.update_priorities(indices, errors)
