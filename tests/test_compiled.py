@@ -13,7 +13,7 @@ from saclab.data import device_buffer  # noqa: E402
 from saclab.data.dataset import Dataset  # noqa: E402
 from saclab.errors import SaclabError  # noqa: E402
 from saclab.runs.checkpoint import pytree_to_arrays  # noqa: E402
-from saclab.runs.compiled import train_compiled  # noqa: E402
+from saclab.runs.compiled_train import train_compiled, train_compiled_vmapped  # noqa: E402
 from saclab.runs.online import train_online  # noqa: E402
 from saclab.runs.runlog import read_metrics  # noqa: E402
 
@@ -162,3 +162,62 @@ def test_minatar_breakout_runs_the_cnn_path_end_to_end(tmp_path):
     assert "['EncodedMLP_0']['MinAtarEncoder_0']['kernel']" in pytree_to_arrays(result.state.actor_params)
     replay = Dataset.load(tmp_path / "breakout" / "replay.h5")  # images flat, with their shape
     assert len(replay) == 150 and replay.obs_shape == (10, 10, 4) and replay.observations.shape == (150, 400)
+
+
+def test_vmapped_seeds_are_the_separate_runs_and_resume_exactly(tmp_path):
+    # S seeds as one vmapped program: each seed's run files and numbers are its separate run's (to
+    # the last bits of batched matrix products), and a crashed group resumes bit for bit.
+    group = train_compiled_vmapped(CONFIG, [0, 1], tmp_path / "v", progress=False, tensorboard=False,
+                                   save_replay=False, chunk_steps=CHUNK)
+    assert [r.seed for r in group] == [0, 1] and all(r.summary["vmap_seeds"] == 2 for r in group)
+    for result in group:
+        alone = train_compiled(CONFIG, result.seed, tmp_path / f"alone-{result.seed}", progress=False,
+                               tensorboard=False, save_replay=False, chunk_steps=CHUNK)
+        assert [row["return_mean"] for row in result.evaluations] == [row["return_mean"] for row in alone.evaluations]
+        assert [row["episode"] for row in result.evaluations] == [row["episode"] for row in alone.evaluations]
+        for k, v in leaves(alone).items():
+            np.testing.assert_allclose(leaves(result)[k], v, rtol=1e-3, atol=1e-4, err_msg=k)
+    kernel = ".actor_params['MLP_0']['Dense_0']['kernel']"
+    assert not np.allclose(leaves(group[0])[kernel], leaves(group[1])[kernel])  # two seeds, not one twice
+
+    def crash(info):
+        if info["step"] == 2 * CHUNK:
+            raise Crash()
+
+    with pytest.raises(Crash):
+        train_compiled_vmapped(CONFIG, [0, 1], tmp_path / "cut", progress=False, tensorboard=False,
+                               save_replay=False, chunk_steps=CHUNK, on_chunk_end=crash)
+    resumed = train_compiled_vmapped(CONFIG, [0, 1], tmp_path / "cut", resume=True, progress=False,
+                                     tensorboard=False, save_replay=False, chunk_steps=CHUNK)
+    for full, again in zip(group, resumed, strict=True):
+        for k, v in leaves(full).items():
+            np.testing.assert_array_equal(v, leaves(again)[k], err_msg=k)
+        assert read_metrics(full.dir) == read_metrics(again.dir)
+
+    with pytest.raises(Crash):  # seed 1's checkpoint one chunk behind seed 0's
+        train_compiled_vmapped(CONFIG, [0, 1], tmp_path / "apart", progress=False, tensorboard=False,
+                               save_replay=False, chunk_steps=CHUNK, on_chunk_end=crash)
+    import shutil
+
+    shutil.rmtree(tmp_path / "apart" / "seed-1")
+    with pytest.raises(Crash):
+        train_compiled(CONFIG, 1, tmp_path / "apart" / "seed-1", progress=False, tensorboard=False,
+                       save_replay=False, chunk_steps=CHUNK,
+                       on_chunk_end=lambda info: crash({"step": 2 * info["step"]}))  # stops at step 200
+    with pytest.raises(SaclabError, match="cannot resume the seeds together: their checkpoints are at steps 200, 400"):
+        train_compiled_vmapped(CONFIG, [0, 1], tmp_path / "apart", resume=True, progress=False, tensorboard=False,
+                               chunk_steps=CHUNK)
+
+
+def test_train_vmap_from_the_command_line(tmp_path, capsys):
+    from saclab.cli.main import main
+
+    out = tmp_path / "runs"
+    assert main(["train", "--env", "gymnax:CartPole-v1", "--preset", "test", "--total-steps", "300", "--seeds", "2",
+                 "--vmap", "--out", str(out)]) == 0
+    err = capsys.readouterr().err
+    assert err.count("  done  ") == 2
+    for seed in (0, 1):
+        result = json.loads((out / f"seed-{seed}" / "result.json").read_text())
+        assert result["steps"] == 300 and result["vmap_seeds"] == 2
+        assert (out / f"seed-{seed}" / "replay.h5").is_file()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +32,9 @@ class TrainArgs(RunArgs):
     """Train discrete SAC online (one run per seed, seeds in parallel processes)."""
 
     config: SACConfig
+    vmap: bool = False
+    """Train the seeds as one compiled program with jax.vmap (gymnax envs; the GPU path: on a CPU the
+    process pool is faster)."""
 
 
 @dataclass
@@ -65,6 +69,7 @@ class PlotArgs:
 
 
 def cmd_train(argv: list[str]) -> int:
+    from saclab.envs.gymnax_envs import is_gymnax
     from saclab.envs.make import env_spec
     from saclab.locks import directory_lock
     from saclab.runs.online import check_resumable, train_online
@@ -81,7 +86,12 @@ def cmd_train(argv: list[str]) -> int:
     config = args.config
     seeds = list(range(args.seed, args.seed + args.seeds))
     spec = env_spec(config.env)  # refuse a bad env before anything starts
-    check_run(config, seeds, spec, online=True, parallel_runs=min(len(seeds), args.workers or len(seeds)))
+    if args.vmap and not is_gymnax(config.env):
+        raise SaclabError("--vmap trains the seeds in one compiled program: it needs a gymnax env (--env gymnax:NAME)")
+    if args.vmap and args.workers:
+        raise SaclabError("--workers is for the process pool; --vmap trains all seeds in this process")
+    check_run(config, seeds, spec, online=True,
+              parallel_runs=len(seeds) if args.vmap else min(len(seeds), args.workers or len(seeds)))
     out = check_output_dir(args.out or default_run_dir("online", config, args.seed).parent)
     if args.resume and not out.is_dir():
         raise SaclabError(f"--resume: run directory {out} does not exist")
@@ -94,7 +104,16 @@ def cmd_train(argv: list[str]) -> int:
             for s in seeds:
                 check_resumable(out / f"seed-{s}", config, s)
         print(f"saclab train: {config.env}, preset {args.preset}, seeds {seeds} -> {out}", file=sys.stderr)
-        if len(seeds) == 1:
+        if args.vmap:
+            from saclab.runs.compiled_train import train_compiled_vmapped
+            from saclab.runs.offline_records import describe
+
+            with contextlib.ExitStack() as locks:
+                for s in seeds:
+                    locks.enter_context(directory_lock(out / f"seed-{s}", "run"))
+                for result in train_compiled_vmapped(config, seeds, out, resume=args.resume):
+                    print(f"  done  {result.dir}: {describe(result.summary)}", file=sys.stderr)
+        elif len(seeds) == 1:
             with directory_lock(out / f"seed-{seeds[0]}", "run"):
                 result = train_online(config, seeds[0], out / f"seed-{seeds[0]}", resume=args.resume)
             print_json({"run_dir": str(result.dir), **result.summary})

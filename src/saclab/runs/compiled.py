@@ -14,47 +14,28 @@ boundaries, so a resumed run is the uninterrupted one bit for bit.
 from __future__ import annotations
 
 import functools
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NamedTuple
 
 import flax.struct
 import jax
 import jax.numpy as jnp
-import numpy as np
 from safetensors import safe_open
-from safetensors.numpy import save_file
 
 from saclab.config import SACConfig
 from saclab.core.agent import METRIC_NAMES, Learner, SACState, _sample_action, init_state, scan_updates
 from saclab.data import device_buffer
 from saclab.data.device_buffer import DeviceReplay
-from saclab.envs.gymnax_envs import make_gymnax
 from saclab.errors import SaclabError
-from saclab.files import write_json
 from saclab.runs.checkpoint import (
     arrays_to_pytree,
     find_checkpoint,
     load_meta,
     load_state,
-    pytree_to_arrays,
-    save_checkpoint,
 )
-from saclab.runs.diagnostics import RunawayWatch, final_diagnostics
-from saclab.runs.offline_records import warn
 from saclab.runs.run import (
     BUDGET_FIELDS,
-    RunResult,
-    budget_spent,
-    evaluation_seed,
-    finished_result,
-    return_stats,
-    summarize,
 )
-from saclab.runs.runlog import CONFIG_FILE, REPLAY_FILE, RunLog, read_evaluations, read_result, write_result
-from saclab.runtime import enable_compilation_cache, progress_bar
-from saclab.version import __version__
 
 CHUNK_STEPS = 1000
 """Environment steps per compiled call (the host logs and checkpoints between calls)."""
@@ -128,9 +109,8 @@ def learn(learner: Learner, settings: LoopSettings, loop: LoopState, sample_key:
     return loop.replace(agent=agent, metric_sums=sums, metric_count=count)
 
 
-@functools.partial(jax.jit, static_argnums=(0, 1, 2, 3), donate_argnums=5)
-def run_chunk(learner: Learner, settings: LoopSettings, env: Any, length: int, env_params: Any,
-              loop: LoopState) -> tuple[LoopState, jax.Array]:
+def chunk(learner: Learner, settings: LoopSettings, env: Any, length: int, env_params: Any,
+          loop: LoopState) -> tuple[LoopState, jax.Array]:
     """``length`` env steps, each followed by its updates, as one scan.  Returns the loop and the
     returns of the episodes that ended, per step (NaN where none ended): shape (length,)."""
 
@@ -140,6 +120,18 @@ def run_chunk(learner: Learner, settings: LoopSettings, env: Any, length: int, e
         return learn(learner, settings, loop, sample_key), finished
 
     return jax.lax.scan(body, loop, None, length=length)
+
+
+run_chunk = functools.partial(jax.jit, static_argnums=(0, 1, 2, 3), donate_argnums=5)(chunk)
+"""``chunk`` compiled: one seed's loop."""
+
+
+@functools.partial(jax.jit, static_argnums=(0, 1, 2, 3), donate_argnums=5)
+def run_chunk_seeds(learner: Learner, settings: LoopSettings, env: Any, length: int, env_params: Any,
+                    loops: LoopState) -> tuple[LoopState, jax.Array]:
+    """``chunk`` for S seeds' loops stacked on a leading axis, in one program (``jax.vmap``):
+    returns the loops and the finished episodes' returns, shape (S, length)."""
+    return jax.vmap(lambda loop: chunk(learner, settings, env, length, env_params, loop))(loops)
 
 
 @functools.partial(jax.jit, static_argnums=(0, 1, 2, 3))
@@ -177,124 +169,7 @@ def check_supported(config: SACConfig) -> None:
         raise SaclabError("update_every > 1 is for Gymnasium envs (the compiled loop has no per-call cost to spread)")
 
 
-def train_compiled(config: SACConfig, seed: int, run_dir: Path, resume: bool = False, progress: bool | None = None,
-                   tensorboard: bool = True, save_replay: bool = True, chunk_steps: int = CHUNK_STEPS,
-                   on_chunk_end: Callable[[dict[str, Any]], None] | None = None) -> RunResult:
-    """Train discrete SAC online on a gymnax env (``gymnax:Name``) with the compiled loop.
-
-    Writes the run files of a Gymnasium run (config.json, evaluations.csv, metrics.jsonl,
-    checkpoint/, result.json, replay.h5).  Evaluation runs at the first
-    chunk end after every ``eval_every_episodes`` episodes; checkpoints at chunk ends.  An episode
-    budget stops at the first chunk end after it is reached.  ``on_chunk_end(info)`` is called
-    after each chunk (its evaluation and checkpoint done).  Call through ``runs.online.train_online``,
-    which locks the run directory.
-    """
-    check_supported(config)
-    enable_compilation_cache()
-    env, env_params, spec = make_gymnax(config.env, config.max_episode_steps)
-    cap = int(env_params.max_steps_in_episode)
-    learner = Learner.from_config(config, spec)
-    settings = LoopSettings(config.batch_size, config.learning_starts, config.updates_per_step,
-                            config.truncation_is_terminal)
-    loop = init_loop(learner, env, env_params, config, seed)
-    counters = {"step": 0, "episode": 0, "evaluations": 0, "evaluated_blocks": 0, "last_checkpoint_step": 0,
-                "wall_time": 0.0}
-    train_returns: list[float] = []
-    checkpoint_dir = run_dir / "checkpoint"
-    resumed = False
-    if resume and (checkpoint := find_checkpoint(run_dir)) is not None:
-        meta = load_meta(checkpoint)
-        _check_resumable(meta, config, seed, chunk_steps, checkpoint)
-        if read_result(run_dir) is not None and budget_spent(config, meta["counters"]):
-            return finished_result(run_dir, config, seed)
-        loop = _load_loop(checkpoint, loop)
-        counters, train_returns, resumed = meta["counters"], list(meta["train_returns"]), True
-
-    run_dir.mkdir(parents=True, exist_ok=True)
-    write_json(run_dir / CONFIG_FILE, {"kind": "online", "loop": "compiled", "seed": seed, "config": config.to_dict(),
-                                       "env": vars(spec), "saclab_version": __version__})
-    log = RunLog(run_dir, tensorboard=tensorboard, resume_step=counters["step"] if resumed else None)
-    watch = RunawayWatch(config.initial_alpha, spec.num_actions, config.gamma, config.entropy_backup,
-                         str(run_dir), read_evaluations(run_dir) if resumed else ())
-    budget = config.total_steps or config.total_episodes
-    bar = progress_bar(budget, counters["step"] if config.total_steps else counters["episode"],
-                       desc=f"compiled seed {seed}", enabled=progress)
-    started = time.perf_counter() - counters["wall_time"]
-
-    def evaluate() -> None:
-        nonlocal loop
-        sums, count = np.asarray(loop.metric_sums, np.float64), int(loop.metric_count)
-        if not np.all(np.isfinite(sums)):
-            raise SaclabError(f"training diverged: non-finite loss before step {counters['step']}; "
-                              "try smaller learning rates")
-        key = jax.random.PRNGKey(evaluation_seed(seed, counters["evaluations"]))
-        returns = np.asarray(evaluate_greedy(learner, env, config.eval_episodes, cap, env_params,
-                                             loop.agent.actor_params, key), np.float64)
-        counters["evaluations"] += 1
-        means = {name: float(v) / count for name, v in zip(METRIC_NAMES, sums, strict=True)} if count else {}
-        row = {"step": counters["step"], "episode": counters["episode"], **return_stats(returns),
-               "train_return": float(np.mean(train_returns)) if train_returns else None,
-               **watch.columns(counters["step"], means, float(device_buffer.max_reward(loop.replay))),
-               "time_s": round(time.perf_counter() - started, 3)}
-        log.log_eval(row)
-        for message in watch.warnings(row):
-            warn(bar, message)
-        if means:
-            log.log_metrics({"step": counters["step"], "episode": counters["episode"], **means})
-        bar.set_postfix(eval=f"{row['return_mean']:.1f}")
-        loop = loop.replace(metric_sums=jnp.zeros_like(loop.metric_sums), metric_count=jnp.zeros((), jnp.int32))
-        train_returns.clear()
-
-    def checkpoint() -> None:
-        counters["last_checkpoint_step"] = counters["step"]
-        counters["wall_time"] = time.perf_counter() - started
-        meta = {"kind": "compiled", "seed": seed, "config": config.to_dict(), "chunk_steps": chunk_steps,
-                "counters": counters, "train_returns": train_returns, "saclab_version": __version__}
-        rest = pytree_to_arrays(loop.replace(agent=None))
-        save_checkpoint(checkpoint_dir, loop.agent, meta, lambda d: save_file(rest, str(d / LOOP_FILE)))
-
-    try:
-        while not budget_spent(config, counters):
-            length = min(chunk_steps, config.total_steps - counters["step"]) if config.total_steps else chunk_steps
-            loop, finished = run_chunk(learner, settings, env, length, env_params, loop)
-            ended = np.asarray(finished, np.float64)
-            ended = ended[~np.isnan(ended)]
-            train_returns.extend(ended.tolist())
-            counters["step"] += length
-            counters["episode"] += len(ended)
-            bar.update(length if config.total_steps else len(ended))
-            blocks = counters["episode"] // config.eval_every_episodes
-            if blocks > counters["evaluated_blocks"]:
-                counters["evaluated_blocks"] = blocks
-                evaluate()
-            since = counters["step"] - counters["last_checkpoint_step"]
-            due = config.checkpoint_every_steps and since >= config.checkpoint_every_steps
-            if due and not budget_spent(config, counters):
-                checkpoint()
-            if on_chunk_end is not None:
-                on_chunk_end({"step": counters["step"], "episode": counters["episode"]})
-        if int(loop.metric_count) or train_returns or not counters["evaluations"]:
-            evaluate()
-        checkpoint()
-    finally:
-        bar.close()
-        log.close()
-
-    wall = time.perf_counter() - started
-    if save_replay:
-        from saclab.data.dataset import Dataset
-
-        view = device_buffer.HostView(loop.replay)
-        Dataset.from_buffer(view, config, seed, source="compiled online replay buffer").save(run_dir / REPLAY_FILE)
-    evaluations = read_evaluations(run_dir)
-    summary = summarize(evaluations, steps=counters["step"], episodes=counters["episode"],
-                        wall_time_s=round(wall, 2), steps_per_s=round(counters["step"] / max(wall, 1e-9), 1),
-                        loop="compiled", **final_diagnostics(evaluations))
-    write_result(run_dir, summary)
-    return RunResult(run_dir, config, seed, summary, evaluations, loop.agent, learner)
-
-
-def _load_loop(checkpoint: Path, template: LoopState) -> LoopState:
+def load_loop(checkpoint: Path, template: LoopState) -> LoopState:
     """The loop state saved in ``checkpoint``: the agent from state.safetensors, the rest from loop.safetensors."""
     agent = load_state(checkpoint, template.agent)
     try:
@@ -306,7 +181,7 @@ def _load_loop(checkpoint: Path, template: LoopState) -> LoopState:
     return jax.device_put(rest.replace(agent=agent))
 
 
-def _check_resumable(meta: dict, config: SACConfig, seed: int, chunk_steps: int, checkpoint: Path) -> None:
+def check_checkpoint(meta: dict, config: SACConfig, seed: int, chunk_steps: int, checkpoint: Path) -> None:
     """Refuse a checkpoint this run cannot continue exactly (only the budget may change)."""
     if meta.get("kind") != "compiled":
         raise SaclabError(f"cannot resume {checkpoint}: it is a {str(meta.get('kind', 'unknown'))[:40]} run, "
@@ -331,4 +206,4 @@ def check_resumable(run_dir: str | Path, config: SACConfig, seed: int) -> None:
     """Raise a one-line error if ``run_dir`` holds a checkpoint that ``config``/``seed`` cannot continue."""
     checkpoint = find_checkpoint(run_dir)
     if checkpoint is not None:
-        _check_resumable(load_meta(checkpoint), config, seed, CHUNK_STEPS, checkpoint)
+        check_checkpoint(load_meta(checkpoint), config, seed, CHUNK_STEPS, checkpoint)

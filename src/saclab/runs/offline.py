@@ -83,7 +83,7 @@ from saclab.runs.offline_records import (
     run_config,
     warn,
 )
-from saclab.runs.run import RunResult, default_run_dir, evaluation_seed, finished_result
+from saclab.runs.run import RunResult, default_run_dir, evaluation_seed, finished_result, stack_seeds, take_seed
 from saclab.runs.runlog import CONFIG_FILE, RunLog, read_result
 from saclab.runtime import enable_compilation_cache, progress_bar
 
@@ -158,14 +158,6 @@ def train_offline_vmapped(
                   tensorboard)
 
 
-def _stack(trees: Sequence[Any]) -> Any:
-    return jax.tree_util.tree_map(lambda *xs: jnp.stack([jnp.asarray(x) for x in xs]), *trees)
-
-
-def _take(tree: Any, i: int) -> Any:
-    return jax.tree_util.tree_map(lambda x: x[i], tree)
-
-
 def _train(config: SACConfig, dataset: Dataset, run_dirs: dict[int, Path], vmapped: bool, resume: bool,
            progress: bool | None, tensorboard: bool,
            on_epoch_end: Callable[[dict[str, Any]], None] | None = None) -> list[RunResult]:
@@ -224,7 +216,7 @@ def _train(config: SACConfig, dataset: Dataset, run_dirs: dict[int, Path], vmapp
         return offline_metrics(learner, state, measured.batch, measured.weights, measured.starts, with_critics)
 
     if vmapped:
-        state, measure_all = _stack(states), jax.vmap(measure)
+        state, measure_all = stack_seeds(states), jax.vmap(measure)
     else:
         (state,), measure_all = states, measure
 
@@ -269,7 +261,7 @@ def _train(config: SACConfig, dataset: Dataset, run_dirs: dict[int, Path], vmapp
                 counters[s]["epoch"] = epoch
                 counters[s]["updates"] += updates_per_epoch
                 step = counters[s]["updates"]
-                actor_params = _take(state.actor_params, i) if vmapped else state.actor_params
+                actor_params = take_seed(state.actor_params, i) if vmapped else state.actor_params
 
                 def greedy(observations: np.ndarray, actor_params: Any = actor_params) -> np.ndarray:
                     return np.asarray(greedy_action(learner, actor_params, observations))
@@ -285,7 +277,7 @@ def _train(config: SACConfig, dataset: Dataset, run_dirs: dict[int, Path], vmapp
                     warn(bar, overestimation_message(epoch, means, bound, run_dirs[s]))
                     warned.add(s)
                 counters[s]["wall_time"] = time.perf_counter() - started[s]
-                save_checkpoint(run_dirs[s] / "checkpoint", _take(host_state, i) if vmapped else state,
+                save_checkpoint(run_dirs[s] / "checkpoint", take_seed(host_state, i) if vmapped else state,
                                 checkpoint_meta(config, s, counters[s], rngs[s], data_info, spec))
                 if not vmapped:
                     shown = {"eval": row.get("return_mean"), "q": means.get("q_data"),
@@ -313,7 +305,7 @@ def _train(config: SACConfig, dataset: Dataset, run_dirs: dict[int, Path], vmapp
             extra = {"vmap_seeds": len(active)} if vmapped else {}
             summary, evaluations = finish_run(run_dirs[s], config, counters[s], n, wall, **extra)
             results[s] = RunResult(run_dirs[s], config, s, summary, evaluations,
-                                   _take(state, i) if vmapped else state, learner)
+                                   take_seed(state, i) if vmapped else state, learner)
     if failed:
         first = min(failed)
         others = f" ({len(failed) - 1} more seeds failed)" if len(failed) > 1 else ""

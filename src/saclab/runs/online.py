@@ -94,7 +94,7 @@ def train_online(
     run_dir = Path(run_dir) if run_dir is not None else default_run_dir("online", config, seed)
     with directory_lock(run_dir):
         if is_gymnax(config.env):
-            from saclab.runs.compiled import train_compiled  # JAX-native envs: one compiled loop
+            from saclab.runs.compiled_train import train_compiled  # JAX-native envs: one compiled loop
 
             return train_compiled(config, seed, run_dir, resume, progress, tensorboard, save_replay,
                                   on_chunk_end=on_episode_end)

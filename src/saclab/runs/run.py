@@ -6,10 +6,13 @@ from __future__ import annotations
 import math
 import os
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 
 from saclab.config import SACConfig
@@ -90,6 +93,16 @@ def summarize(evaluations: list[dict[str, Any]], **extra: Any) -> dict[str, Any]
     }
 
 
+def stack_seeds(trees: Sequence[Any]) -> Any:
+    """Pytrees of equal structure stacked on a new leading axis (one row per seed, for ``jax.vmap``)."""
+    return jax.tree_util.tree_map(lambda *xs: jnp.stack([jnp.asarray(x) for x in xs]), *trees)
+
+
+def take_seed(tree: Any, i: int) -> Any:
+    """Row ``i`` of every leaf of a stacked pytree (``None`` leaves stay ``None``)."""
+    return jax.tree_util.tree_map(lambda x: x[i], tree)
+
+
 def check_compatible(meta: dict, kind: str, config: SACConfig, seed: int, checkpoint: Path,
                      dataset_sha256: str | None = None) -> None:
     """Refuse to resume ``checkpoint`` (its ``meta``) as a ``kind`` run of ``config`` and ``seed``:
@@ -110,4 +123,5 @@ def check_compatible(meta: dict, kind: str, config: SACConfig, seed: int, checkp
 
 
 __all__ = ["RunResult", "budget_spent", "finished_result", "holds_run", "RUN_MARKERS", "default_run_dir",
-           "evaluation_seed", "return_stats", "summarize", "check_compatible", "BUDGET_FIELDS"]
+           "evaluation_seed", "return_stats", "summarize", "check_compatible", "BUDGET_FIELDS",
+           "stack_seeds", "take_seed"]
