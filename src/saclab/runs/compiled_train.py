@@ -182,7 +182,8 @@ def train_compiled_vmapped(config: SACConfig, seeds: Iterable[int], out: str | P
     The seeds' loop states are stacked on a leading axis and each chunk is ``jax.vmap`` of the
     compiled loop: on a GPU, S small runs cost little more than one.  Each seed writes
     ``out/seed-N`` as ``train_compiled`` does; batched matrix products round differently in the
-    last bits, so parameters agree with the separate runs to about 1e-5, not bit for bit.  Each
+    last bits, so parameters agree with the separate runs to about 1e-5 on a CPU (about 1e-3 on a
+    GPU, whose float32 products use TF32), not bit for bit.  Each
     checkpoint is an ordinary compiled checkpoint (``train_compiled(..., resume=True)`` continues a
     seed alone); ``resume`` continues the group when every unfinished seed's checkpoint is at the
     same step.  A seed whose loss diverges stops being logged while the others go on; its error is
