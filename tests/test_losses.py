@@ -52,6 +52,18 @@ def test_critic_loss_sums_each_critics_mse():
     assert float(losses.critic_loss(Q, ACTIONS, target, jnp.array([1.0, 0.0]))) == pytest.approx(0.5)
 
 
+def test_huber_critic_loss_is_linear_beyond_one():
+    # errors as above: critic 1 (1, 2) -> (1, 2*2 - 1 = 3), mean 2; critic 2 (0, 1) -> (0, 1), mean 0.5
+    target = jnp.array([1.0, 1.0])
+    assert float(losses.critic_loss(Q, ACTIONS, target, kind="huber")) == pytest.approx(2.5)
+    np.testing.assert_allclose(losses.td_penalty(jnp.array([-3.0, -0.5, 0.5, 3.0]), "huber"), [5.0, 0.25, 0.25, 5.0])
+    # the gradient is 2e inside [-1, 1] (as the square's) and +-2 outside
+    grad = jax.grad(lambda e: jnp.sum(losses.td_penalty(e, "huber")))(jnp.array([-3.0, 0.5, 3.0]))
+    np.testing.assert_allclose(grad, [-2.0, 1.0, 2.0])
+    with pytest.raises(ValueError, match="critic loss"):
+        losses.td_penalty(jnp.array([1.0]), "l1")
+
+
 def test_critic_loss_does_not_differentiate_the_target():
     grad = jax.grad(lambda y: losses.critic_loss(Q, ACTIONS, y))(jnp.array([1.0, 1.0]))
     np.testing.assert_array_equal(grad, 0.0)

@@ -48,6 +48,8 @@ class SACConfig:
     """Rewards summed in the critic's target before bootstrapping, within an episode (1 = one-step TD)."""
     critic_target_reduction: str = "min"
     """How the twin target critics combine in the critic's target: min (clipped double Q) or mean (SD-SAC)."""
+    critic_loss: str = "mse"
+    """Penalty on the critics' TD errors: mse (squared) or huber (squared up to |e| = 1, linear beyond; SB3's DQN)."""
 
     # --- entropy temperature ----------------------------------------------------------
     initial_alpha: float = 1.0
@@ -160,6 +162,7 @@ def validate(c: SACConfig) -> None:
     _check(0.0 < c.tau <= 1.0, f"tau must be in (0, 1], got {c.tau}")
     _check(c.critic_target_reduction in ("min", "mean"),
            f"critic_target_reduction must be min or mean, got {c.critic_target_reduction!r}")
+    _check(c.critic_loss in ("mse", "huber"), f"critic_loss must be mse or huber, got {c.critic_loss!r}")
     _check(1 <= c.n_step <= 1000, f"n_step must be in [1, 1000], got {c.n_step}")
     _check(math.isfinite(c.initial_alpha) and c.initial_alpha > 0,
            f"initial_alpha must be > 0, got {c.initial_alpha}")

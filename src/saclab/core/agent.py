@@ -50,6 +50,7 @@ class Learner(NamedTuple):
     notebook_temperature_loss: bool
     n_step: int
     critic_target_reduction: str = "min"
+    critic_loss: str = "mse"
     obs_shape: tuple[int, ...] = ()  # () means (obs_dim,)
     encoder: str = "mlp"  # resolved (never "auto"): core.networks
 
@@ -72,6 +73,7 @@ class Learner(NamedTuple):
             notebook_temperature_loss=config.notebook_temperature_loss,
             n_step=config.n_step,
             critic_target_reduction=config.critic_target_reduction,
+            critic_loss=config.critic_loss,
             obs_shape=tuple(spec.obs_shape),
             encoder=resolve_encoder(config.encoder, tuple(spec.obs_shape)),
         )
@@ -156,7 +158,7 @@ def _update(learner: Learner, state: SACState, batch: Batch) -> tuple[SACState, 
 
     def critic_objective(critic_params):
         q = critic.apply({"params": critic_params}, batch.obs)  # computed once for TD and CQL
-        td = losses.critic_loss(q, batch.actions, target, batch.weights)
+        td = losses.critic_loss(q, batch.actions, target, batch.weights, learner.critic_loss)
         penalty = losses.cql_penalty(q, batch.actions) if learner.cql_weight > 0 else jnp.zeros(())
         return td + learner.cql_weight * penalty, (td, penalty, q)
 

@@ -60,18 +60,35 @@ def q_taken(q: jax.Array, actions: jax.Array) -> jax.Array:
     return jnp.take_along_axis(q, actions[None, :, None], axis=-1)[..., 0]
 
 
-def critic_loss(q: jax.Array, actions: jax.Array, target: jax.Array, weights: jax.Array | None = None) -> jax.Array:
-    """Sum over critics of the (importance-weighted) mean squared TD error.
+def td_penalty(error: jax.Array, kind: str = "mse") -> jax.Array:
+    """The penalty on a TD error e, elementwise: the square, or the Huber form with the same
+    curvature near 0 (twice SB3's smooth L1, delta 1), linear beyond |e| = 1.
 
-    L_Q = sum_i mean_b w_b (Q_i(s_b, a_b) - y_b)^2      (w = 1 without prioritised replay)
+    mse:   rho(e) = e^2
+    huber: rho(e) = e^2 if |e| <= 1, else 2|e| - 1
+    """
+    if kind == "mse":
+        return jnp.square(error)
+    if kind == "huber":
+        magnitude = jnp.abs(error)
+        return jnp.where(magnitude <= 1.0, jnp.square(error), 2.0 * magnitude - 1.0)
+    raise ValueError(f"unknown critic loss {kind!r}")
+
+
+def critic_loss(q: jax.Array, actions: jax.Array, target: jax.Array, weights: jax.Array | None = None,
+                kind: str = "mse") -> jax.Array:
+    """Sum over critics of the (importance-weighted) mean penalty on the TD error.
+
+    L_Q = sum_i mean_b w_b rho(Q_i(s_b, a_b) - y_b)      (w = 1 without prioritised replay;
+                                                          rho = td_penalty: e^2, or Huber)
 
     The target y is a constant (no gradient flows into it).
     """
     error = q_taken(q, actions) - jax.lax.stop_gradient(target)[None, :]
-    squared = jnp.square(error)
+    penalty = td_penalty(error, kind)
     if weights is not None:
-        squared = squared * weights[None, :]
-    return jnp.sum(jnp.mean(squared, axis=-1))
+        penalty = penalty * weights[None, :]
+    return jnp.sum(jnp.mean(penalty, axis=-1))
 
 
 def cql_penalty(q: jax.Array, actions: jax.Array) -> jax.Array:
