@@ -42,7 +42,7 @@ def test_ring_buffer_writes_wrap_and_samples_what_it_holds():
     np.testing.assert_array_equal(batch.rewards, np.asarray(batch.actions, np.float32))
     np.testing.assert_array_equal(batch.terminated, np.asarray(batch.actions) == 3)
     view = device_buffer.HostView(replay)  # oldest first
-    np.testing.assert_array_equal(view.transitions().actions, [1, 2, 3])
+    np.testing.assert_array_equal(view.transition_rows().actions, [1, 2, 3])
     assert float(device_buffer.max_reward(replay)) == 3.0
 
 

@@ -126,7 +126,7 @@ def test_minari_round_trip_keeps_image_shape_and_dtype(tmp_path, dtype):
     np.testing.assert_array_equal(e.next_observations, d.next_observations)
 
 
-def test_the_frame_ring_stores_each_frame_once_and_gives_back_the_stacks_exactly(tmp_path):
+def test_the_frame_ring_stores_each_frame_once_and_gives_back_the_stacks_exactly(tmp_path, monkeypatch):
     # Episodes of 1 to 30 steps (so the ring must grow), terminations and truncations, a buffer that
     # wraps: every stored stack read back from the ring equals the one a whole-stack buffer holds.
     rng = np.random.default_rng(0)
@@ -153,6 +153,21 @@ def test_the_frame_ring_stores_each_frame_once_and_gives_back_the_stacks_exactly
         np.testing.assert_array_equal(getattr(again.gather(everything), name), getattr(whole.gather(everything), name))
     with pytest.raises(SaclabError, match="frame stacks one frame at a time"):
         ReplayBuffer(k * frame, capacity, obs_dtype="uint8").load(tmp_path / "ring.safetensors")
+    # replay.h5 from the ring is built 10 rows at a time (chunks of 5 rows), and holds what the
+    # whole-stack buffer's does
+    from saclab.config import preset
+    from saclab.data import dataset as dataset_module
+    from saclab.data.dataset import ARRAYS, save_replay
+
+    monkeypatch.setattr(dataset_module, "CHUNK_BYTES", 5 * k * frame)
+    monkeypatch.setattr(dataset_module, "ROW_BLOCK_BYTES", 10 * k * frame)
+    config = preset("test").replace(env="CartPole-v1")
+    from_ring = Dataset.load(save_replay(ring, config, 0, "ring", tmp_path / "ring.h5"))
+    from_whole = Dataset.load(save_replay(whole, config, 0, "whole", tmp_path / "whole.h5"))
+    for name in ARRAYS:
+        np.testing.assert_array_equal(getattr(from_ring, name), getattr(from_whole, name), err_msg=name)
+    np.testing.assert_array_equal(from_ring.observations, whole.transitions().observations)
+    assert from_ring.observations.dtype == np.uint8 and len(from_ring) == capacity
     with pytest.raises(SaclabError, match="shifted by one frame"):
         ring.add(frames[:k], 0, 0.0, frames[:k], False, False)  # not a stack shifted by one frame
 

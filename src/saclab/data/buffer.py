@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import os
+from typing import Any
 
 import numpy as np
 from safetensors.numpy import load_file, save_file
@@ -178,7 +179,13 @@ class ReplayBuffer:
     # ----------------------------------------------------------------------------------
     def transitions(self) -> Transition:
         """The stored transitions, oldest first."""
-        return self.storage.take(self.chronological_indices())
+        return Transition(*(rows[:] for rows in self.transition_rows()))
+
+    def transition_rows(self) -> Transition:
+        """The stored transitions, oldest first, as row views: sliced, each builds only the rows
+        asked for (``dataset.save_replay`` writes a frame-stacked buffer a block at a time)."""
+        order = self.chronological_indices()
+        return Transition(*(RowView(column, order) for column in self.storage))
 
     def chronological_indices(self) -> np.ndarray:
         if self.size < self.capacity:
@@ -243,3 +250,18 @@ class ReplayBuffer:
         self.max_priority = meta["max_priority"]
         if self.tree is not None and "priorities" in tensors:
             self.tree.set(np.arange(n), tensors["priorities"])
+
+
+class RowView:
+    """Rows ``order`` of a column (an array or a ``StackedColumn``), read only when sliced."""
+
+    def __init__(self, column: Any, order: np.ndarray) -> None:
+        self.column, self.order = column, order
+        self.shape = (len(order), *column.shape[1:])
+        self.dtype = column.dtype
+
+    def __getitem__(self, rows: slice) -> np.ndarray:
+        return np.asarray(self.column[self.order[rows]])
+
+    def __len__(self) -> int:
+        return self.shape[0]

@@ -192,32 +192,7 @@ class Dataset:
     # ----------------------------------------------------------------------------------
     def save(self, path: str | os.PathLike) -> Path:
         """Write the dataset as HDF5, atomically (temp file + rename)."""
-        import h5py
-
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        attrs = {**self.metadata, "format": FORMAT, "format_version": FORMAT_VERSION,
-                 "obs_dim": self.obs_dim, "num_actions": self.num_actions}
-
-        def write(tmp: Path) -> None:
-            with h5py.File(tmp, "w") as f:
-                for name in ARRAYS:
-                    array = getattr(self, name)
-                    chunks = True  # h5py's choice for the small arrays
-                    if array.ndim == 2:  # observations: chunks of whole rows, ~CHUNK_BYTES each
-                        rows = max(1, min(len(array), CHUNK_BYTES // max(1, array.shape[1] * array.itemsize)))
-                        chunks = (rows, array.shape[1])
-                    f.create_dataset(name, data=array, chunks=chunks, compression="gzip", compression_opts=4)
-                encoded = []
-                for key, value in attrs.items():
-                    value = _attr(value)
-                    if not isinstance(value, (str, int, float, bool)):
-                        value = json.dumps(value)
-                        encoded.append(key)
-                    f.attrs[key] = value
-                f.attrs["json_attrs"] = json.dumps(encoded)
-
-        return atomic_write(path, write)
+        return write_file(path, {name: getattr(self, name) for name in ARRAYS}, self.metadata)
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> Dataset:
@@ -267,16 +242,62 @@ class Dataset:
         dataset._check(source=str(path))
         return dataset
 
-    @classmethod
-    def from_buffer(cls, buffer: Any, config: Any, seed: int, source: str) -> Dataset:
-        """The transitions of a ``ReplayBuffer``, oldest first, as a dataset."""
-        from saclab.envs.make import env_spec
+ROW_BLOCK_BYTES = 64 << 20
+"""Observation rows written per block: a lazily built column (a frame-stacked buffer's stacks) is
+never materialized whole."""
 
-        transitions = buffer.transitions()
-        starts = np.concatenate([[True], transitions.ended()[:-1]])
-        spec = env_spec(config.env)
-        return cls.from_transitions(transitions, starts, provenance(config, seed, source, buffer.obs_dim,
-                                                                    spec.num_actions, spec.obs_shape))
+
+def write_file(path: str | os.PathLike, columns: dict[str, Any], metadata: dict[str, Any]) -> Path:
+    """Write ``columns`` (the ``ARRAYS``, each an array or a lazily indexed column with ``shape``,
+    ``dtype`` and row slicing) as a saclab HDF5 dataset, atomically (temp file + rename).
+    Observations are written in blocks of rows, compressed in chunks of whole rows."""
+    import h5py
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    n, obs_dim = columns["observations"].shape
+    attrs = {**metadata, "format": FORMAT, "format_version": FORMAT_VERSION, "obs_dim": int(obs_dim),
+             "num_actions": int(metadata.get("num_actions", int(np.max(columns["actions"][:n])) + 1))}
+
+    def write(tmp: Path) -> None:
+        with h5py.File(tmp, "w") as f:
+            for name in ARRAYS:
+                column = columns[name]
+                if len(column.shape) != 2:  # the small one-value-per-transition arrays
+                    f.create_dataset(name, data=_as_stored(name, column[:n]), chunks=True, compression="gzip",
+                                     compression_opts=4)
+                    continue
+                dtype = _as_stored(name, column[:1]).dtype
+                rows = max(1, min(n, CHUNK_BYTES // max(1, obs_dim * dtype.itemsize)))  # ~CHUNK_BYTES a chunk
+                stored = f.create_dataset(name, shape=(n, obs_dim), dtype=dtype, chunks=(rows, obs_dim),
+                                          compression="gzip", compression_opts=4)
+                block = max(rows, ROW_BLOCK_BYTES // max(1, obs_dim * dtype.itemsize) // rows * rows)
+                for start in range(0, n, block):
+                    stored[start:start + block] = _as_stored(name, column[start:start + block])
+            encoded = []
+            for key, value in attrs.items():
+                value = _attr(value)
+                if not isinstance(value, (str, int, float, bool)):
+                    value = json.dumps(value)
+                    encoded.append(key)
+                f.attrs[key] = value
+            f.attrs["json_attrs"] = json.dumps(encoded)
+
+    return atomic_write(path, write)
+
+
+def save_replay(buffer: Any, config: Any, seed: int, source: str, path: str | os.PathLike) -> Path:
+    """The transitions of a replay buffer, oldest first, written as a dataset file.  ``buffer``
+    gives them as ``transition_rows()`` (arrays, or row views that build a frame-stacked
+    buffer's observations a block at a time: a 500k Atari buffer's stacks are 28 GB whole)."""
+    from saclab.envs.make import env_spec
+
+    rows = buffer.transition_rows()
+    ended = np.asarray(rows.terminations[:], bool) | np.asarray(rows.truncations[:], bool)
+    starts = np.concatenate([[True], ended[:-1]])
+    spec = env_spec(config.env)
+    metadata = provenance(config, seed, source, buffer.obs_dim, spec.num_actions, spec.obs_shape)
+    return write_file(path, {**rows._asdict(), "episode_starts": starts}, metadata)
 
 
 def provenance(config: Any, seed: int, source: str, obs_dim: int, num_actions: int,

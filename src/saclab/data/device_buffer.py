@@ -90,7 +90,7 @@ def max_reward(replay: DeviceReplay) -> jax.Array:
 
 class HostView:
     """The transitions of a ``DeviceReplay`` on the host, oldest first, with the interface
-    ``Dataset.from_buffer`` reads (``transitions()``, ``obs_dim``)."""
+    ``dataset.save_replay`` reads (``transition_rows()``, ``obs_dim``)."""
 
     def __init__(self, replay: DeviceReplay) -> None:
         size, head, capacity = int(replay.size), int(replay.head), replay.capacity
@@ -101,7 +101,7 @@ class HostView:
                                        np.asarray(arrays.terminations[order]), np.asarray(arrays.truncations[order]))
         self.obs_dim = int(np.prod(replay.observations.shape[1:]))
 
-    def transitions(self) -> Transition:
+    def transition_rows(self) -> Transition:
         return self._transitions
 
     def __len__(self) -> int:

@@ -143,11 +143,10 @@ class SeedRun:
         self.log.close()
         wall = time.perf_counter() - self.started
         if save_replay:
-            from saclab.data.dataset import Dataset
+            from saclab.data.dataset import save_replay
 
-            view = device_buffer.HostView(loop.replay)
-            Dataset.from_buffer(view, self.config, self.seed,
-                                source="compiled online replay buffer").save(self.dir / REPLAY_FILE)
+            save_replay(device_buffer.HostView(loop.replay), self.config, self.seed, "compiled online replay buffer",
+                        self.dir / REPLAY_FILE)
         evaluations = read_evaluations(self.dir)
         steps = self.counters["step"]
         summary = summarize(evaluations, steps=steps, episodes=self.counters["episode"], wall_time_s=round(wall, 2),

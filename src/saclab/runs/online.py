@@ -265,9 +265,9 @@ def _train_online(config: SACConfig, seed: int, run_dir: Path, resume: bool, pro
 
     wall = time.perf_counter() - started
     if save_replay:
-        from saclab.data.dataset import Dataset
+        from saclab.data.dataset import save_replay
 
-        Dataset.from_buffer(buffer, config, seed, source="online replay buffer").save(run_dir / REPLAY_FILE)
+        save_replay(buffer, config, seed, "online replay buffer", run_dir / REPLAY_FILE)
     evaluations = read_evaluations(run_dir)
     summary = summarize(evaluations, steps=counters["step"], episodes=counters["episode"],
                         wall_time_s=round(wall, 2), steps_per_s=round(counters["step"] / max(wall, 1e-9), 1),
