@@ -5,8 +5,9 @@ One call of ``run_chunk`` runs ``length`` environment steps on the device
 (auto-reset), the transition written to a device ring buffer (``data.device_buffer``),
 then ``updates_per_step`` SAC updates (``core.agent.scan_updates``) once the buffer
 holds ``learning_starts`` transitions.  Episode returns are tracked inside the
-scan.  The host only acts between chunks: greedy evaluation (vmapped over
-episodes in the gymnax env), logging, checkpoints.  Every random draw is
+scan.  The host only acts between chunks (``runs.compiled_train``): greedy
+evaluation (vmapped over episodes in the gymnax env), logging, checkpoints.
+``run_chunk_seeds`` runs S seeds' loops as one vmapped program.  Every random draw is
 ``fold_in(key, step)``, and the whole loop state is one pytree saved at chunk
 boundaries, so a resumed run is the uninterrupted one bit for bit.
 """
@@ -27,15 +28,8 @@ from saclab.core.agent import METRIC_NAMES, Learner, SACState, _sample_action, i
 from saclab.data import device_buffer
 from saclab.data.device_buffer import DeviceReplay
 from saclab.errors import SaclabError
-from saclab.runs.checkpoint import (
-    arrays_to_pytree,
-    find_checkpoint,
-    load_meta,
-    load_state,
-)
-from saclab.runs.run import (
-    BUDGET_FIELDS,
-)
+from saclab.runs.checkpoint import arrays_to_pytree, find_checkpoint, load_meta, load_state
+from saclab.runs.run import BUDGET_FIELDS
 
 CHUNK_STEPS = 1000
 """Environment steps per compiled call (the host logs and checkpoints between calls)."""
