@@ -232,11 +232,14 @@ def _train(config: SACConfig, run_dirs: dict[int, Path], vmapped: bool, resume: 
     del loops
     step = starts[0]
     running, failed = list(active), {}
-    own = (lambda i: take_seed(loop, i)) if vmapped else (lambda i: loop)  # noqa: E731 - this seed's loop
     first = runs[active[0]]
     budget = config.total_steps or config.total_episodes
     bar = progress_bar(budget, step if config.total_steps else first.counters["episode"],
                        desc=f"compiled seed{'s' if vmapped else ''} {', '.join(map(str, active))}", enabled=progress)
+
+    def own(i: int) -> LoopState:
+        """Seed ``i``'s loop, unstacked."""
+        return take_seed(loop, i) if vmapped else loop
 
     def reset_metrics(i: int) -> None:
         nonlocal loop
@@ -273,9 +276,10 @@ def _train(config: SACConfig, run_dirs: dict[int, Path], vmapped: bool, resume: 
                     if run.done:
                         if run.evaluation_pending(int(loop.metric_count[i] if vmapped else loop.metric_count)):
                             evaluate(i, run)
-                        run.checkpoint(own(i))
-                        results[s] = run.finish(own(i), learner, save_replay, **({"vmap_seeds": len(active)}
-                                                                                 if vmapped else {}))
+                        seed_loop = own(i)
+                        run.checkpoint(seed_loop)
+                        results[s] = run.finish(seed_loop, learner, save_replay,
+                                                **({"vmap_seeds": len(active)} if vmapped else {}))
                         running.remove(s)
                     elif run.checkpoint_due():
                         run.checkpoint(own(i))
