@@ -85,11 +85,11 @@ def cmd_train(argv: list[str]) -> int:
         raise SaclabError(f"--seeds must be >= 1, got {args.seeds}")
     config = args.config
     seeds = list(range(args.seed, args.seed + args.seeds))
-    spec = env_spec(config.env)  # refuse a bad env before anything starts
-    if args.vmap and not is_gymnax(config.env):
-        raise SaclabError("--vmap trains the seeds in one compiled program: it needs a gymnax env (--env gymnax:NAME)")
     if args.vmap and args.workers:
         raise SaclabError("--workers is for the process pool; --vmap trains all seeds in this process")
+    if args.vmap and not is_gymnax(config.env):
+        raise SaclabError("--vmap trains the seeds in one compiled program: it needs a gymnax env (--env gymnax:NAME)")
+    spec = env_spec(config.env)  # refuse a bad env before anything starts
     check_run(config, seeds, spec, online=True,
               parallel_runs=len(seeds) if args.vmap else min(len(seeds), args.workers or len(seeds)))
     out = check_output_dir(args.out or default_run_dir("online", config, args.seed).parent)
