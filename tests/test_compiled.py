@@ -86,6 +86,16 @@ def test_resume_after_a_crash_gives_the_uninterrupted_run_bit_for_bit(tmp_path):
     with pytest.raises(SaclabError, match="steps per chunk"):
         train_compiled(CONFIG.replace(total_steps=4 * CHUNK), 0, tmp_path / "cut", resume=True, progress=False,
                        tensorboard=False, chunk_steps=100)
+    with pytest.raises(SaclabError, match="seed 0, not 1"):
+        train_compiled(CONFIG, 1, tmp_path / "cut", resume=True, progress=False, tensorboard=False,
+                       chunk_steps=CHUNK)
+    meta_file = tmp_path / "cut" / "checkpoint" / "meta.json"
+    meta = json.loads(meta_file.read_text())
+    meta["train_returns"] = "lost"
+    meta_file.write_text(json.dumps(meta))
+    with pytest.raises(SaclabError, match="corrupt checkpoint .* train_returns"):
+        train_compiled(CONFIG, 0, tmp_path / "cut", resume=True, progress=False, tensorboard=False,
+                       chunk_steps=CHUNK)
 
 
 def test_a_compiled_run_evaluates_from_its_checkpoint_as_in_training(tmp_path, capsys):

@@ -172,7 +172,13 @@ def check_resume_meta(meta: dict, kind: str, checkpoint: Path) -> None:
     need(isinstance(counters, dict), "counters")
     counters = counters if isinstance(counters, dict) else {}
     need(_is_number(counters.get("wall_time")) and counters.get("wall_time", -1) >= 0, "counters.wall_time")
-    if kind == "online":
+    if kind == "compiled":  # the compiled loop (runs.compiled): its loop state is in loop.safetensors
+        for name in ("step", "episode", "evaluations", "evaluated_blocks", "last_checkpoint_step"):
+            need(_is_int(counters.get(name)), f"counters.{name}")
+        need(isinstance(meta.get("train_returns"), list) and all(_is_number(v) for v in meta["train_returns"]),
+             "train_returns")
+        need(_is_int(meta.get("chunk_steps")), "chunk_steps")
+    elif kind == "online":
         for name in ("step", "episode", "evaluations", "last_checkpoint_step"):
             need(_is_int(counters.get(name)), f"counters.{name}")
         need(_is_rng_state(meta.get("replay_rng")), "replay_rng")

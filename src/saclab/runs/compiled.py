@@ -29,7 +29,7 @@ from saclab.data import device_buffer
 from saclab.data.device_buffer import DeviceReplay
 from saclab.errors import SaclabError
 from saclab.runs.checkpoint import arrays_to_pytree, find_checkpoint, load_meta, load_state
-from saclab.runs.run import BUDGET_FIELDS
+from saclab.runs.run import check_compatible
 
 CHUNK_STEPS = 1000
 """Environment steps per compiled call (the host logs and checkpoints between calls)."""
@@ -176,23 +176,11 @@ def load_loop(checkpoint: Path, template: LoopState) -> LoopState:
 
 
 def check_checkpoint(meta: dict, config: SACConfig, seed: int, chunk_steps: int, checkpoint: Path) -> None:
-    """Refuse a checkpoint this run cannot continue exactly (only the budget may change)."""
-    if meta.get("kind") != "compiled":
-        raise SaclabError(f"cannot resume {checkpoint}: it is a {str(meta.get('kind', 'unknown'))[:40]} run, "
-                          "not a compiled (gymnax) one")
-    counters = meta.get("counters")
-    names = ("step", "episode", "evaluations", "evaluated_blocks", "last_checkpoint_step")
-    if not (isinstance(counters, dict) and all(isinstance(counters.get(n), int) and counters[n] >= 0 for n in names)
-            and isinstance(counters.get("wall_time"), (int, float)) and isinstance(meta.get("train_returns"), list)):
-        raise SaclabError(f"corrupt checkpoint {checkpoint}: meta.json lacks valid counters or train_returns")
-    saved = SACConfig.from_dict(meta["config"]).to_dict()
-    differing = [k for k, v in config.to_dict().items() if k not in BUDGET_FIELDS["online"] and saved[k] != v]
-    if differing:
-        raise SaclabError(f"cannot resume {checkpoint}: config differs in {', '.join(differing)}")
-    if meta.get("seed") != seed:
-        raise SaclabError(f"cannot resume {checkpoint}: it was trained with seed {meta.get('seed')}, not {seed}")
-    if meta.get("chunk_steps") != chunk_steps:
-        raise SaclabError(f"cannot resume {checkpoint}: it ran {meta.get('chunk_steps')} steps per chunk, "
+    """Refuse a checkpoint this run cannot continue exactly (only the budget may change, and the
+    chunk length, which sets where evaluations and checkpoints fall, must be the same)."""
+    check_compatible(meta, "compiled", config, seed, checkpoint)
+    if meta["chunk_steps"] != chunk_steps:
+        raise SaclabError(f"cannot resume {checkpoint}: it ran {meta['chunk_steps']} steps per chunk, "
                           f"not {chunk_steps}")
 
 

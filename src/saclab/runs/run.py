@@ -20,7 +20,8 @@ from saclab.errors import SaclabError
 from saclab.runs.checkpoint import check_resume_meta
 from saclab.runs.runlog import read_evaluations, read_result
 
-BUDGET_FIELDS = {"online": ("total_steps", "total_episodes"), "offline": ("epochs",)}
+BUDGET_FIELDS = {"online": ("total_steps", "total_episodes"), "compiled": ("total_steps", "total_episodes"),
+                 "offline": ("epochs",)}
 """The config fields a resumed run may change (extending its budget), per kind of run."""
 
 
