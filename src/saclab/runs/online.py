@@ -166,9 +166,12 @@ def _train_online(config: SACConfig, seed: int, run_dir: Path, resume: bool, pro
     def learn(state, step: int) -> tuple:
         """The updates due at ``step`` (one call), then the action for ``obs`` from the updated policy."""
         sampled = [buffer.sample_indices(rng, config.batch_size) for _ in range(updates_per_call)]
-        batches = [buffer.gather(indices, weights, config.truncation_is_terminal, config.n_step, config.gamma)
-                   for indices, weights in sampled]
-        stacked = jax.tree_util.tree_map(lambda *columns: np.stack(columns), *batches)  # (K, B, ...)
+        # The K minibatches in one gather, viewed as (K, B, ...): no per-minibatch copies to stack.
+        flat = buffer.gather(np.concatenate([indices for indices, _ in sampled]),
+                             np.concatenate([weights for _, weights in sampled]),
+                             config.truncation_is_terminal, config.n_step, config.gamma)
+        stacked = jax.tree_util.tree_map(
+            lambda column: column.reshape(updates_per_call, config.batch_size, *column.shape[1:]), flat)
         state, metrics_since_eval.sums, next_action, td_errors = online_updates(
             learner, state, stacked, obs, act_key, step, metrics_since_eval.sums)
         if buffer.prioritized:  # after the call's K updates (as SB3's PER within one train call)
