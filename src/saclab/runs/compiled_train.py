@@ -252,7 +252,8 @@ def _train(config: SACConfig, run_dirs: dict[int, Path], vmapped: bool, resume: 
     def evaluate(i: int, run: SeedRun) -> None:
         if vmapped:  # this seed's agent and sums, without slicing the buffers
             seed_loop = take_seed(loop.replace(replay=None, env_state=None), i)
-            max_reward = float(jax.vmap(device_buffer.max_reward)(loop.replay)[i])
+            rewards_only = loop.replay.replace(observations=None, next_observations=None)
+            max_reward = float(device_buffer.max_reward(take_seed(rewards_only, i)))
         else:
             seed_loop, max_reward = loop, float(device_buffer.max_reward(loop.replay))
         run.evaluate(learner, env, env_params, seed_loop, max_reward, bar)
