@@ -56,6 +56,24 @@ def test_update_is_deterministic_and_polyak_averages_targets():
         assert np.isfinite(float(m1[key]))
 
 
+def test_q_clip_is_the_plain_loss_when_wide_and_never_below_it():
+    def trained(**changes):  # three updates move the critics from their targets, then one with the change
+        state = init_state(learner(tau=0.5), jax.random.PRNGKey(0))
+        for seed in range(3):
+            state, _ = update(learner(tau=0.5), state, batch(seed))
+        return update(learner(tau=0.5, **changes), state, batch(9))  # update donates its state
+
+    plain_state, plain = trained()
+    wide_state, wide = trained(q_clip=1e6)
+    tight_state, tight = trained(q_clip=1e-3)
+    assert float(wide["critic_loss"]) == pytest.approx(float(plain["critic_loss"]), rel=1e-6)
+    for k, v in leaves(wide_state.critic_params).items():
+        np.testing.assert_allclose(v, leaves(plain_state.critic_params)[k], rtol=1e-5, atol=1e-7)
+    assert float(tight["critic_loss"]) > float(plain["critic_loss"])
+    assert any(not np.allclose(v, leaves(plain_state.critic_params)[k])
+               for k, v in leaves(tight_state.critic_params).items())
+
+
 def test_actor_loss_holds_the_critics_fixed():
     # The actor objective as a function of actor AND critic parameters: its gradient must reach the
     # actor and be exactly zero for every critic parameter (the critics are held fixed), whatever

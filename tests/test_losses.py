@@ -64,6 +64,24 @@ def test_huber_critic_loss_is_linear_beyond_one():
         losses.td_penalty(jnp.array([1.0]), "l1")
 
 
+def test_q_clip_credits_at_most_clip_of_a_step_from_the_target_critic():
+    # c = 0.5.  Sample 1: Q = 3 hits y = 3, but Q-bar = 1, so the clipped prediction is 1.5: (1.5 - 3)^2
+    # = 2.25 wins, and its gradient is 0 (the clip saturates).  Sample 2: Q = 0.2 within c of Q-bar = 0:
+    # both errors -0.8, 0.64, gradient 2 * -0.8.  Sample 3: Q = 2.5 moved away from y = 0 (Q-bar = 1.8,
+    # clipped 2.3): the unclipped 2.5^2 = 6.25 wins, gradient 5.
+    q, q_bar, y = jnp.array([3.0, 0.2, 2.5]), jnp.array([1.0, 0.0, 1.8]), jnp.array([3.0, 1.0, 0.0])
+    np.testing.assert_allclose(losses.clipped_td_penalty(q, q_bar, y, 0.5), [2.25, 0.64, 6.25], rtol=1e-6)
+    grad = jax.grad(lambda q: jnp.sum(losses.clipped_td_penalty(q, q_bar, y, 0.5)))(q)
+    np.testing.assert_allclose(grad, [0.0, -1.6, 5.0], rtol=1e-6)
+    # In critic_loss, per critic against its own target critic; the target critics get no gradient.
+    # Critic 1 takes (2, 3) against Q-bar (1, 3), y = (1, 1): sample 1 clipped 1.5 -> 0.25 < 1, so 1;
+    # sample 2: 4.  Critic 2 takes (1, 2) against Q-bar (1, 2): the TD errors (0, 1).  (1+4)/2 + 1/2 = 3.
+    target, q_target = jnp.array([1.0, 1.0]), Q.at[0, 0, 1].set(1.0)
+    assert float(losses.critic_loss(Q, ACTIONS, target, q_target=q_target, clip=0.5)) == pytest.approx(3.0)
+    grad = jax.grad(lambda qt: losses.critic_loss(Q, ACTIONS, target, q_target=qt, clip=0.5))(q_target)
+    np.testing.assert_array_equal(grad, 0.0)
+
+
 def test_critic_loss_does_not_differentiate_the_target():
     grad = jax.grad(lambda y: losses.critic_loss(Q, ACTIONS, y))(jnp.array([1.0, 1.0]))
     np.testing.assert_array_equal(grad, 0.0)

@@ -50,6 +50,9 @@ class SACConfig:
     """How the twin target critics combine in the critic's target: min (clipped double Q) or mean (SD-SAC)."""
     critic_loss: str = "mse"
     """Penalty on the critics' TD errors: mse (squared) or huber (squared up to |e| = 1, linear beyond; SB3's DQN)."""
+    q_clip: float = 0.0
+    """SD-SAC's Q-clip (Zhou et al. 2024): a critic step gets no credit for moving Q(s, a) more than this
+    from the target critics' value; 0 = off."""
 
     # --- entropy temperature ----------------------------------------------------------
     initial_alpha: float = 1.0
@@ -163,6 +166,7 @@ def validate(c: SACConfig) -> None:
     _check(c.critic_target_reduction in ("min", "mean"),
            f"critic_target_reduction must be min or mean, got {c.critic_target_reduction!r}")
     _check(c.critic_loss in ("mse", "huber"), f"critic_loss must be mse or huber, got {c.critic_loss!r}")
+    _check(c.q_clip >= 0, f"q_clip must be >= 0 (0 = off), got {c.q_clip}")
     _check(1 <= c.n_step <= 1000, f"n_step must be in [1, 1000], got {c.n_step}")
     _check(math.isfinite(c.initial_alpha) and c.initial_alpha > 0,
            f"initial_alpha must be > 0, got {c.initial_alpha}")

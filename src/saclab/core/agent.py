@@ -51,6 +51,7 @@ class Learner(NamedTuple):
     n_step: int
     critic_target_reduction: str = "min"
     critic_loss: str = "mse"
+    q_clip: float = 0.0
     obs_shape: tuple[int, ...] = ()  # () means (obs_dim,)
     encoder: str = "mlp"  # resolved (never "auto"): core.networks
 
@@ -74,6 +75,7 @@ class Learner(NamedTuple):
             n_step=config.n_step,
             critic_target_reduction=config.critic_target_reduction,
             critic_loss=config.critic_loss,
+            q_clip=config.q_clip,
             obs_shape=tuple(spec.obs_shape),
             encoder=resolve_encoder(config.encoder, tuple(spec.obs_shape)),
         )
@@ -156,9 +158,13 @@ def _update(learner: Learner, state: SACState, batch: Batch) -> tuple[SACState, 
     # 1. Critics.  Target from the target critics and the current policy at s'.
     target = critic_target(learner, state, batch)
 
+    # Q-clip's anchor: the target critics at (s, a), one more forward pass only when it is on.
+    q_target = (critic.apply({"params": state.critic_target_params}, batch.obs) if learner.q_clip > 0 else None)
+
     def critic_objective(critic_params):
         q = critic.apply({"params": critic_params}, batch.obs)  # computed once for TD and CQL
-        td = losses.critic_loss(q, batch.actions, target, batch.weights, learner.critic_loss)
+        td = losses.critic_loss(q, batch.actions, target, batch.weights, learner.critic_loss, q_target,
+                                learner.q_clip)
         penalty = losses.cql_penalty(q, batch.actions) if learner.cql_weight > 0 else jnp.zeros(())
         return td + learner.cql_weight * penalty, (td, penalty, q)
 

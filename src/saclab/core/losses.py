@@ -75,17 +75,36 @@ def td_penalty(error: jax.Array, kind: str = "mse") -> jax.Array:
     raise ValueError(f"unknown critic loss {kind!r}")
 
 
+def clipped_td_penalty(q_data: jax.Array, q_data_target: jax.Array, target: jax.Array, clip: float,
+                       kind: str = "mse") -> jax.Array:
+    """SD-SAC's Q-clip (Zhou et al. 2024, eq. 9), elementwise: the larger of the penalty on the TD
+    error and on the error of a prediction kept within ``clip`` of the target critic's Q-bar_i(s, a).
+
+    rho_clip = max( rho(Q - y), rho(Q-bar + clip(Q - Q-bar, -c, c) - y) )
+
+    Like PPO's value clipping, a step that moves Q more than c from Q-bar earns no credit for it.
+    """
+    clipped = q_data_target + jnp.clip(q_data - q_data_target, -clip, clip)
+    return jnp.maximum(td_penalty(q_data - target, kind), td_penalty(clipped - target, kind))
+
+
 def critic_loss(q: jax.Array, actions: jax.Array, target: jax.Array, weights: jax.Array | None = None,
-                kind: str = "mse") -> jax.Array:
+                kind: str = "mse", q_target: jax.Array | None = None, clip: float = 0.0) -> jax.Array:
     """Sum over critics of the (importance-weighted) mean penalty on the TD error.
 
     L_Q = sum_i mean_b w_b rho(Q_i(s_b, a_b) - y_b)      (w = 1 without prioritised replay;
-                                                          rho = td_penalty: e^2, or Huber)
+                                                          rho = td_penalty: e^2, or Huber;
+                                                          with clip > 0, clipped_td_penalty
+                                                          against the target critics q_target)
 
-    The target y is a constant (no gradient flows into it).
+    The target y and q_target are constants (no gradient flows into them).
     """
-    error = q_taken(q, actions) - jax.lax.stop_gradient(target)[None, :]
-    penalty = td_penalty(error, kind)
+    y = jax.lax.stop_gradient(target)[None, :]
+    if clip > 0:
+        q_data_target = jax.lax.stop_gradient(q_taken(q_target, actions))
+        penalty = clipped_td_penalty(q_taken(q, actions), q_data_target, y, clip, kind)
+    else:
+        penalty = td_penalty(q_taken(q, actions) - y, kind)
     if weights is not None:
         penalty = penalty * weights[None, :]
     return jnp.sum(jnp.mean(penalty, axis=-1))
