@@ -131,6 +131,7 @@ def test_collection_and_offline_training_run_on_gymnax_envs(tmp_path, capsys):
     env, spec = make_env("gymnax:Breakout-MinAtar")
     obs, _ = env.reset(seed=0)
     assert obs.shape == (10, 10, 4) and spec.num_actions == 3 and env.observation_space.contains(obs)
+    assert obs.dtype == bool and spec.obs_dtype == "bool"  # gymnax's 0/1 floats kept as bool
 
     train_compiled(CONFIG, 0, tmp_path / "run", progress=False, tensorboard=False, save_replay=False,
                    chunk_steps=CHUNK)
@@ -172,6 +173,7 @@ def test_minatar_breakout_runs_the_cnn_path_end_to_end(tmp_path):
     assert "['EncodedMLP_0']['MinAtarEncoder_0']['kernel']" in pytree_to_arrays(result.state.actor_params)
     replay = Dataset.load(tmp_path / "breakout" / "replay.h5")  # images flat, with their shape
     assert len(replay) == 150 and replay.obs_shape == (10, 10, 4) and replay.observations.shape == (150, 400)
+    assert replay.observations.dtype == bool and set(np.unique(replay.observations)) <= {False, True}
 
 
 def test_vmapped_seeds_are_the_separate_runs_and_resume_exactly(tmp_path):

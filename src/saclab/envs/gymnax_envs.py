@@ -42,7 +42,8 @@ def gymnax_name(env_id: str) -> str:
     registered = _gymnax().registered_envs
     if name not in registered:
         raise SaclabError(f"unknown gymnax environment {name!r} (e.g. CartPole-v1, Acrobot-v1, MountainCar-v0, "
-                          "Breakout-MinAtar, Asterix-MinAtar, Freeway-MinAtar, SpaceInvaders-MinAtar)")
+                          "Breakout-MinAtar, Asterix-MinAtar, Freeway-MinAtar, Seaquest-MinAtar, "
+                          "SpaceInvaders-MinAtar)")
     return name
 
 
@@ -61,7 +62,9 @@ def make_gymnax(env_id: str, max_episode_steps: int = 0) -> tuple[Any, Any, EnvS
     if not isinstance(actions, gymnax.environments.spaces.Discrete):
         raise SaclabError(f"{env_id}: discrete SAC needs a Discrete action space, got {type(actions).__name__}")
     observations = env.observation_space(params)
-    dtype = "uint8" if "uint8" in str(observations.dtype) else "float32"
+    # MinAtar's channels come as 0/1 floats: kept as bool (a quarter of the replay's memory; the
+    # networks read bool as 0/1, so the numbers are those of float32 storage).
+    dtype = "bool" if name.endswith("-MinAtar") else "uint8" if "uint8" in str(observations.dtype) else "float32"
     spec = EnvSpec.of_shape(env_id, tuple(int(n) for n in observations.shape), int(actions.n), dtype)
     return env, params, spec
 
@@ -94,7 +97,7 @@ class GymnaxGymEnv(gym.Env):
     def __init__(self, env_id: str, max_episode_steps: int | None = None) -> None:
         self._env, self._params, self.spec_sizes = _shared_gymnax(env_id, max_episode_steps or 0)
         dtype = np.dtype(self.spec_sizes.obs_dtype)
-        bounds = (0, 255) if dtype == np.uint8 else (-np.inf, np.inf)
+        bounds = (0, 255) if dtype == np.uint8 else (0, 1) if dtype == np.bool_ else (-np.inf, np.inf)
         self.observation_space = gym.spaces.Box(*bounds, shape=tuple(self.spec_sizes.obs_shape), dtype=dtype)
         self.action_space = gym.spaces.Discrete(self.spec_sizes.num_actions)
         self._key = jax.random.PRNGKey(0)

@@ -60,10 +60,13 @@ class LoopState:
     key: jax.Array  # the run's key; step t draws with fold_in(key, t)
 
 
-def init_loop(learner: Learner, env: Any, env_params: Any, config: SACConfig, seed: int) -> LoopState:
-    """A fresh loop: new networks, an empty buffer, the first observation."""
+def init_loop(learner: Learner, env: Any, env_params: Any, config: SACConfig, seed: int,
+              obs_dtype: str = "float32") -> LoopState:
+    """A fresh loop: new networks, an empty buffer of ``obs_dtype`` observations (the spec's),
+    the first observation."""
     init_key, run_key, reset_key = jax.random.split(jax.random.PRNGKey(seed), 3)
     obs, env_state = env.reset(reset_key, env_params)
+    obs = obs.astype(obs_dtype)  # the steps cast to the same dtype
     replay = device_buffer.empty_replay(config.buffer_size, obs.shape, str(obs.dtype))
     return LoopState(agent=init_state(learner, init_key), replay=replay, env_state=env_state, obs=obs,
                      episode_return=jnp.zeros((), jnp.float32), step=jnp.zeros((), jnp.int32),

@@ -211,7 +211,7 @@ def _train(config: SACConfig, run_dirs: dict[int, Path], vmapped: bool, resume: 
     loops: dict[int, LoopState] = {}
     metas: dict[int, dict] = {}
     for seed, run_dir in run_dirs.items():
-        loop = init_loop(learner, env, env_params, config, seed)
+        loop = init_loop(learner, env, env_params, config, seed, spec.obs_dtype)
         if resume and (checkpoint := find_checkpoint(run_dir)) is not None:
             meta = load_meta(checkpoint)
             check_checkpoint(meta, config, seed, chunk_steps, checkpoint)
