@@ -77,7 +77,7 @@ def td_penalty(error: jax.Array, kind: str = "mse") -> jax.Array:
 
 def clipped_td_penalty(q_data: jax.Array, q_data_target: jax.Array, target: jax.Array, clip: float,
                        kind: str = "mse") -> jax.Array:
-    """SD-SAC's Q-clip (Zhou et al. 2024, eq. 9), elementwise: the larger of the penalty on the TD
+    """SD-SAC's Q-clip (Zhou et al. 2024), elementwise: the larger of the penalty on the TD
     error and on the error of a prediction kept within ``clip`` of the target critic's Q-bar_i(s, a).
 
     rho_clip = max( rho(Q - y), rho(Q-bar + clip(Q - Q-bar, -c, c) - y) )
