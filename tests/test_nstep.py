@@ -88,7 +88,8 @@ def test_the_update_bootstraps_with_gamma_to_each_samples_horizon():
     fill(b)
     batch = b.gather(np.arange(6), n_step=3, gamma=0.5)
     log_pi = jax.nn.log_softmax(learner.actor.apply({"params": state.actor_params}, batch.next_obs))
-    q_next = learner.critic.apply({"params": state.critic_target_params}, batch.next_obs).min(axis=0)
+    q_next_twins = learner.critic.apply({"params": state.critic_target_params}, batch.next_obs)
+    q_next = q_next_twins.mean(axis=0) if learner.critic_target_reduction == "mean" else q_next_twins.min(axis=0)
     value = np.sum(np.exp(np.asarray(log_pi)) * np.asarray(q_next), axis=-1)
     expected = batch.rewards + 0.5 ** batch.horizons * (1 - batch.terminated) * value
     _, metrics = update(learner, state, batch)

@@ -79,7 +79,8 @@ def test_chunked_metrics_equal_the_equations_on_the_whole_batch(monkeypatch):
     q = learner.critic.apply({"params": state.critic_params}, batch.obs)
     next_log_pi = jax.nn.log_softmax(learner.actor.apply({"params": state.actor_params}, batch.next_obs))
     next_q = learner.critic.apply({"params": state.critic_target_params}, batch.next_obs)
-    next_v = jnp.sum(jnp.exp(next_log_pi) * jnp.min(next_q, axis=0), axis=-1)  # no entropy backup (default)
+    twins = jnp.mean(next_q, axis=0) if config.critic_target_reduction == "mean" else jnp.min(next_q, axis=0)
+    next_v = jnp.sum(jnp.exp(next_log_pi) * twins, axis=-1)  # no entropy backup (default)
     target = batch.rewards + config.gamma * (1 - batch.terminated) * next_v
     expected = {"td_error": om.td_abs_error(q, batch.actions, target).mean(),
                 "initial_value": om.policy_value(log_pi, q)[data.episode_starts].mean(),

@@ -46,11 +46,12 @@ class SACConfig:
     """Polyak factor of the target critics (target <- tau*online + (1-tau)*target)."""
     n_step: int = 1
     """Rewards summed in the critic's target before bootstrapping, within an episode (1 = one-step TD)."""
-    critic_target_reduction: str = "min"
-    """How the twin target critics combine in the critic's target: min (clipped double Q) or mean (SD-SAC)."""
+    critic_target_reduction: str = "mean"
+    """How the twin target critics combine in the critic's target: min (clipped double Q) or mean (SD-SAC's
+    double average; with q_clip, docs/presets.md)."""
     critic_loss: str = "mse"
     """Penalty on the critics' TD errors: mse (squared) or huber (squared up to |e| = 1, linear beyond; SB3's DQN)."""
-    q_clip: float = 0.0
+    q_clip: float = 0.5
     """SD-SAC's Q-clip (Zhou et al. 2024): a critic step gets no credit for moving Q(s, a) more than this
     from the target critics' value; 0 = off."""
 
@@ -213,6 +214,8 @@ NOTEBOOK = SACConfig(
     initial_alpha=1.0,
     target_entropy_ratio=0.98,
     entropy_backup=True,
+    critic_target_reduction="min",  # the notebook's clipped double Q, without SD-SAC's Q-clip
+    q_clip=0.0,
     cql_weight=0.0,  # the notebook's TRADEOFF_FACTOR (5) applies to its CQL agent only
     buffer_size=500_000,
     learning_starts=100,  # the notebook updates once the buffer holds one batch
