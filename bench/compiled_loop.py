@@ -61,7 +61,7 @@ def compiled_chunk(chunk: int):
     env, env_params, spec = make_gymnax(config.env, config.max_episode_steps)
     learner = Learner.from_config(config, spec)
     settings = LoopSettings(config.batch_size, config.learning_starts, 1, False)
-    loop = init_loop(learner, env, env_params, config, 0)
+    loop = init_loop(learner, env, env_params, config, 0, spec.obs_dtype)
 
     def call():
         nonlocal loop

@@ -96,8 +96,8 @@ def floor_products(n_updates: int, optimiser: bool = False):
         q = forward(critic1, s)[2] + forward(critic2, s)[2]  # updated critics on s: 6
         actor, opt_actor = apply(actor, backward(actor, s, h1, h2, logits - q), opt_actor)  # 5
         if optimiser:
-            target1, target2 = (optax.incremental_update(c, t, 0.005)
-                                for c, t in ((critic1, target1), (critic2, target2)))
+            target1 = optax.incremental_update(critic1, target1, 0.005)
+            target2 = optax.incremental_update(critic2, target2, 0.005)
         return ([critic1, critic2, target1, target2, actor], (opt1, opt2, opt_actor)), None  # 39 products in all
 
     opt_states = tuple(adam.init(nets[i]) for i in (0, 1, 4)) if optimiser else (None, None, None)

@@ -37,7 +37,7 @@ def chunk_call(env_id: str, preset_name: str, seeds: int, chunk: int, buffer_siz
     learner = Learner.from_config(config, spec)
     settings = LoopSettings(config.batch_size, config.learning_starts, config.updates_per_step,
                             config.truncation_is_terminal)
-    loops = [init_loop(learner, env, env_params, config, s) for s in range(seeds)]
+    loops = [init_loop(learner, env, env_params, config, s, spec.obs_dtype) for s in range(seeds)]
     loop = stack_seeds(loops) if seeds > 1 else loops[0]
     step = run_chunk_seeds if seeds > 1 else run_chunk
 

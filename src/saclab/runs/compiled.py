@@ -61,9 +61,9 @@ class LoopState:
 
 
 def init_loop(learner: Learner, env: Any, env_params: Any, config: SACConfig, seed: int,
-              obs_dtype: str = "float32") -> LoopState:
-    """A fresh loop: new networks, an empty buffer of ``obs_dtype`` observations (the spec's),
-    the first observation."""
+              obs_dtype: str) -> LoopState:
+    """A fresh loop: new networks, an empty buffer of ``obs_dtype`` observations (the env's spec,
+    ``envs.gymnax_envs.make_gymnax``: bool for MinAtar), the first observation."""
     init_key, run_key, reset_key = jax.random.split(jax.random.PRNGKey(seed), 3)
     obs, env_state = env.reset(reset_key, env_params)
     obs = obs.astype(obs_dtype)  # the steps cast to the same dtype
