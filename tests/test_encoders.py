@@ -6,7 +6,7 @@ import pytest
 
 from saclab.config import SACConfig, preset
 from saclab.core.agent import Learner, init_state, update
-from saclab.core.networks import conv3x3_valid, resolve_encoder
+from saclab.core.networks import NatureEncoder, StridedConv, conv_valid, resolve_encoder
 from saclab.core.types import EnvSpec, batch_from_numpy
 from saclab.errors import SaclabError
 from saclab.runs.checkpoint import pytree_to_arrays
@@ -112,7 +112,53 @@ def test_the_minatar_convolution_is_a_3x3_valid_convolution():
     kernel = r.normal(size=(3, 3, 4, 16)).astype(np.float32)
     bias = r.normal(size=16).astype(np.float32)
     expected = jax.lax.conv_general_dilated(x, kernel, (1, 1), "VALID", dimension_numbers=("NHWC", "HWIO", "NHWC"))
-    np.testing.assert_allclose(conv3x3_valid(x, kernel, bias), expected + bias, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(conv_valid(x, kernel, bias), expected + bias, rtol=1e-5, atol=1e-5)
     # one output by hand: position (0, 0) of channel 0 sums the top-left 3x3x4 window times the kernel
     by_hand = float(np.sum(x[0, :3, :3, :] * kernel[..., 0]) + bias[0])
-    assert float(conv3x3_valid(x, kernel, bias)[0, 0, 0, 0]) == pytest.approx(by_hand, rel=1e-5)
+    assert float(conv_valid(x, kernel, bias)[0, 0, 0, 0]) == pytest.approx(by_hand, rel=1e-5)
+
+
+@pytest.mark.parametrize("kernel_size, stride, side", [(8, 4, 84), (4, 2, 20), (3, 1, 9), (8, 4, 87), (4, 2, 11)])
+def test_the_strided_convolution_is_lax_conv(kernel_size, stride, side):
+    """conv_valid folds a stride into the channels (space to depth); the Nature CNN's three
+    layers, and sides the stride does not divide (the last rows and columns unused, as VALID)."""
+    r = np.random.default_rng(kernel_size + side)
+    x = r.normal(size=(2, side, side + 1, 3)).astype(np.float32)
+    kernel = r.normal(size=(kernel_size, kernel_size, 3, 5)).astype(np.float32)
+    bias = r.normal(size=5).astype(np.float32)
+    expected = jax.lax.conv_general_dilated(x, kernel, (stride, stride), "VALID",
+                                            dimension_numbers=("NHWC", "HWIO", "NHWC")) + bias
+    got = conv_valid(x, kernel, bias, stride)
+    out_h, out_w = (side - kernel_size) // stride + 1, (side + 1 - kernel_size) // stride + 1
+    assert got.shape == expected.shape == (2, out_h, out_w, 5)
+    np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-4)
+    # output (0, 1, 0): the window starting at row 0, column `stride`, by hand
+    window = x[0, :kernel_size, stride:stride + kernel_size, :]
+    assert float(got[0, 0, 1, 0]) == pytest.approx(float(np.sum(window * kernel[..., 0]) + bias[0]), rel=1e-4)
+    with pytest.raises(SaclabError, match="divide"):
+        conv_valid(x, kernel[:3, :3], bias, 2)
+
+
+def test_the_nature_encoder_has_nn_conv_parameters_and_outputs():
+    """StridedConv keeps nn.Conv's parameter names, shapes and initial values (checkpoints of
+    either load into the other) and computes the same convolution."""
+    import flax.linen as nn
+
+    class ConvNature(nn.Module):  # the encoder as written with nn.Conv
+        @nn.compact
+        def __call__(self, x):
+            for features, kernel, stride in ((32, 8, 4), (64, 4, 2), (64, 3, 1)):
+                x = nn.relu(nn.Conv(features, (kernel, kernel), strides=(stride, stride), padding="VALID")(x))
+            return nn.relu(nn.Dense(512)(x.reshape(*x.shape[:-3], -1)))
+
+    x = np.random.default_rng(0).integers(0, 256, (2, 84, 84, 4)).astype(np.uint8)
+    ours = NatureEncoder().init(jax.random.PRNGKey(3), x)
+    theirs = ConvNature().init(jax.random.PRNGKey(3), x.astype(np.float32) / 255.0)
+    flat_ours, flat_theirs = (jax.tree_util.tree_flatten_with_path(p)[0] for p in (ours, theirs))
+    assert [k for k, _ in flat_ours] == [k for k, _ in flat_theirs]
+    for (_, a), (_, b) in zip(flat_ours, flat_theirs, strict=True):
+        np.testing.assert_array_equal(a, b)
+    np.testing.assert_allclose(NatureEncoder().apply(ours, x), ConvNature().apply(ours, x.astype(np.float32) / 255.0),
+                               rtol=1e-4, atol=1e-5)
+    assert StridedConv(8, 4, 2).init(jax.random.PRNGKey(0), x[..., :1].astype(np.float32))["params"]["kernel"].shape \
+        == (4, 4, 1, 8)

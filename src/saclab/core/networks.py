@@ -81,15 +81,45 @@ def _pixels(obs: jax.Array) -> jax.Array:
     return obs.astype(jnp.float32)
 
 
-def conv3x3_valid(x: jax.Array, kernel: jax.Array, bias: jax.Array) -> jax.Array:
-    """A 3x3, stride-1, unpadded convolution as one matrix product over the 9 shifted views
-    (im2col): (B, H, W, C), (3, 3, C, F) -> (B, H-2, W-2, F).  XLA:CPU runs a convolution
-    inside a loop (a lax.scan of updates) about 5x slower than at top level; a matrix product
-    runs at full speed in both."""
-    h, w = x.shape[-3] - 2, x.shape[-2] - 2
-    views = [x[..., i:i + h, j:j + w, :] for i in range(3) for j in range(3)]  # (kh, kw) order, as the kernel
-    patches = jnp.concatenate(views, axis=-1)  # (B, h, w, 9C): (kh, kw, C) flattened
-    return patches @ kernel.reshape(-1, kernel.shape[-1]) + bias
+def conv_valid(x: jax.Array, kernel: jax.Array, bias: jax.Array, stride: int = 1) -> jax.Array:
+    """An unpadded convolution as one matrix product (im2col): (B, H, W, C), (k, k, C, F) ->
+    (B, (H - k) // s + 1, (W - k) // s + 1, F), the same numbers as ``lax.conv`` up to rounding.
+
+    XLA:CPU runs a convolution inside a loop (a ``lax.scan`` of updates) 5-10x slower than at
+    top level, and a vmapped one (the twin critics) slowly everywhere; a matrix product runs at
+    full speed in both.  A stride s that divides k is first folded into the channels (space to
+    depth: s x s pixels become one of s*s*C channels, the kernel regrouped to (k/s, k/s, s*s*C, F)),
+    which leaves a stride-1 convolution over the k/s x k/s shifted views."""
+    k, features = kernel.shape[0], kernel.shape[-1]
+    if stride > 1:
+        if k % stride:
+            raise SaclabError(f"conv_valid needs the stride ({stride}) to divide the kernel size ({k})")
+        *lead, h, w, c = x.shape
+        h, w, m = h // stride, w // stride, k // stride
+        x = x[..., : h * stride, : w * stride, :].reshape(*lead, h, stride, w, stride, c)
+        x = jnp.swapaxes(x, -4, -3).reshape(*lead, h, w, stride * stride * c)  # (row, col, C) per block
+        kernel = kernel.reshape(m, stride, m, stride, c, features).transpose(0, 2, 1, 3, 4, 5)
+        k, kernel = m, kernel.reshape(m, m, stride * stride * c, features)
+    h, w = x.shape[-3] - k + 1, x.shape[-2] - k + 1
+    views = [x[..., i:i + h, j:j + w, :] for i in range(k) for j in range(k)]  # (kh, kw) order, as the kernel
+    patches = jnp.concatenate(views, axis=-1)  # (B, h, w, k*k*C): (kh, kw, C) flattened
+    return patches @ kernel.reshape(-1, features) + bias
+
+
+class StridedConv(nn.Module):
+    """``nn.Conv`` with VALID padding and its parameters (``kernel`` (k, k, C, F), ``bias``), computed
+    by ``conv_valid``: a checkpoint of either loads into the other."""
+
+    features: int
+    kernel_size: int
+    stride: int
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        kernel = self.param("kernel", nn.initializers.lecun_normal(),
+                            (self.kernel_size, self.kernel_size, x.shape[-1], self.features))
+        bias = self.param("bias", nn.initializers.zeros_init(), (self.features,))
+        return conv_valid(x, kernel, bias, self.stride)
 
 
 class MinAtarEncoder(nn.Module):
@@ -105,7 +135,7 @@ class MinAtarEncoder(nn.Module):
             x = jnp.moveaxis(x, -3, -1)
         kernel = self.param("kernel", nn.initializers.lecun_normal(), (3, 3, x.shape[-1], self.features))
         bias = self.param("bias", nn.initializers.zeros_init(), (self.features,))
-        x = nn.relu(conv3x3_valid(x, kernel, bias))
+        x = nn.relu(conv_valid(x, kernel, bias))
         return x.reshape(*x.shape[:-3], -1)
 
 
@@ -119,8 +149,8 @@ class NatureEncoder(nn.Module):
         x = _pixels(obs)
         if self.channels_first:
             x = jnp.moveaxis(x, -3, -1)
-        for features, kernel, stride in ((32, 8, 4), (64, 4, 2), (64, 3, 1)):
-            x = nn.relu(nn.Conv(features, (kernel, kernel), strides=(stride, stride), padding="VALID")(x))
+        for i, (features, kernel, stride) in enumerate(((32, 8, 4), (64, 4, 2), (64, 3, 1))):
+            x = nn.relu(StridedConv(features, kernel, stride, name=f"Conv_{i}")(x))  # nn.Conv's names
         return nn.relu(nn.Dense(512)(x.reshape(*x.shape[:-3], -1)))
 
 
