@@ -41,6 +41,8 @@ def test_train_help_shows_defaults_of_the_chosen_preset(capsys):
     (["train", "--batch-size", "abc"], "--batch-size"),
     (["train", "--gamma", "1.5"], "gamma must be in [0, 1)"),
     (["train", "--update-every", "0"], "update_every must be >= 1"),
+    (["train", "--update-every", "4", "--updates-per-step", "0.3"], "4 x 0.3 = 1.2"),
+    (["train", "--updates-per-step", "0.5"], "must be a whole number >= 1"),
     (["train", "--q-clip", "-1"], "q_clip must be >= 0"),
     (["train", "--env", "CartPole-v1", "--seeds", "2", "--vmap"], "--vmap trains the seeds in one compiled program"),
     (["train", "--env", "gymnax:CartPole-v1", "--seeds", "2", "--vmap", "--workers", "2"], "--workers is for"),

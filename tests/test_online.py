@@ -73,6 +73,9 @@ def test_update_every_k_keeps_the_update_count_and_resumes_exactly(tmp_path):
     assert int(full.state.updates) == 4 * ((700 - first) // 4 + 1)
     each_step = train_online(config.replace(update_every=1), seed=0, run_dir=tmp_path / "k1", progress=False)
     assert any(not np.array_equal(v, params(each_step)[k]) for k, v in params(full).items())
+    # a replay ratio of 1/4 (CleanRL's Atari setting): one update every 4th step, a quarter of the count
+    quarter = train_online(config.replace(updates_per_step=0.25), seed=0, run_dir=tmp_path / "q", progress=False)
+    assert int(quarter.state.updates) == (700 - first) // 4 + 1
     resumed = crash_then_resume(train_online, config, tmp_path / "cut", after_step=450)
     for k, v in params(full).items():
         np.testing.assert_array_equal(v, params(resumed)[k], err_msg=k)

@@ -77,8 +77,9 @@ class SACConfig:
     """Replay buffer capacity (transitions)."""
     learning_starts: int = 256
     """Online: updates begin once the buffer holds this many transitions."""
-    updates_per_step: int = 1
-    """Online: gradient updates per environment step."""
+    updates_per_step: float = 1
+    """Online: gradient updates per environment step (the replay ratio).  Below 1 with update_every: 0.25 and
+    update_every 4 is one update every 4 steps (CleanRL's and the DQN papers' Atari setting)."""
     update_every: int = 1
     """Online (Gymnasium envs): update every this many env steps, update_every x updates_per_step updates at
     once in one compiled scan (SB3's train_freq and gradient_steps): same update count, less per-call cost;
@@ -127,6 +128,11 @@ class SACConfig:
         if unknown:
             raise SaclabError(f"unknown config field(s): {', '.join(unknown)}")
         return dataclasses.replace(self, **changes)
+
+    @property
+    def updates_per_call(self) -> int:
+        """The updates done every ``update_every`` env steps: update_every x updates_per_step, a whole number."""
+        return round(self.update_every * self.updates_per_step)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -178,8 +184,11 @@ def validate(c: SACConfig) -> None:
     _check(c.buffer_size >= c.batch_size,
            f"buffer_size ({c.buffer_size}) must be >= batch_size ({c.batch_size})")
     _check(c.learning_starts >= 1, f"learning_starts must be >= 1, got {c.learning_starts}")
-    _check(c.updates_per_step >= 1, f"updates_per_step must be >= 1, got {c.updates_per_step}")
     _check(c.update_every >= 1, f"update_every must be >= 1, got {c.update_every}")
+    per_call = c.update_every * c.updates_per_step
+    _check(math.isfinite(per_call) and per_call >= 1 - 1e-9 and abs(per_call - round(per_call)) < 1e-9,
+           f"update_every x updates_per_step must be a whole number >= 1 (the updates of one call), got "
+           f"{c.update_every} x {c.updates_per_step} = {per_call:g}")
     _check(c.priority_exponent >= 0, f"priority_exponent must be >= 0, got {c.priority_exponent}")
     _check(0 <= c.importance_exponent <= 1,
            f"importance_exponent must be in [0, 1], got {c.importance_exponent}")

@@ -205,7 +205,7 @@ def _train(config: SACConfig, run_dirs: dict[int, Path], vmapped: bool, resume: 
     enable_compilation_cache()
     env, env_params, spec = make_gymnax(config.env, config.max_episode_steps)
     learner = Learner.from_config(config, spec)
-    settings = LoopSettings(config.batch_size, config.learning_starts, config.updates_per_step,
+    settings = LoopSettings(config.batch_size, config.learning_starts, config.updates_per_call,
                             config.truncation_is_terminal)
     results: dict[int, RunResult] = {}
     loops: dict[int, LoopState] = {}

@@ -161,7 +161,7 @@ def _train_online(config: SACConfig, seed: int, run_dir: Path, resume: bool, pro
     episode_return, episode_length = 0.0, 0
     started = time.perf_counter() - counters["wall_time"]
 
-    updates_per_call = config.update_every * config.updates_per_step
+    updates_per_call = config.updates_per_call
 
     def learn(state, step: int) -> tuple:
         """The updates due at ``step`` (one call), then the action for ``obs`` from the updated policy."""
