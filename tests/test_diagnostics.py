@@ -22,6 +22,12 @@ def test_settled_or_decaying_alpha_is_not():
     # a learning run's climb from a small alpha stays below the initial alpha: not a runaway
     assert not alpha_runaway(steps, [0.03, 0.04, 0.1, 0.2, 0.48], initial_alpha=1.0)
     assert not alpha_runaway(steps[:2], [2.0, 8.0], initial_alpha=1.0)  # too few evaluations to judge
+    # the default on LunarLander (seed 4): a doubling in the first 5k steps that settles near 2
+    early = [367, 1017, 1763, 2346, 2870, 3598, 4244, 5054]
+    climb = [0.98, 0.94, 1.1, 1.33, 1.54, 1.72, 1.88, 2.0]
+    assert not alpha_runaway(early, climb, initial_alpha=1.0)
+    # the same shape from a small initial alpha, four times over it: a runaway
+    assert alpha_runaway(early, [a / 4 for a in climb], initial_alpha=0.1)
 
 
 def test_q_above_its_bound_or_not_finite():
