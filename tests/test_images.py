@@ -172,6 +172,39 @@ def test_the_frame_ring_stores_each_frame_once_and_gives_back_the_stacks_exactly
         ring.add(frames[:k], 0, 0.0, frames[:k], False, False)  # not a stack shifted by one frame
 
 
+def test_a_frame_ring_that_has_not_wrapped_saves_only_the_frames_written(tmp_path):
+    # capacity 1000 (a ring of 1016 frames), 7 transitions of one episode: 4 + 7 = 11 frames saved,
+    # and the loaded buffer is the same ring (it takes further transitions and gives the same stacks)
+    import json
+
+    from safetensors import safe_open
+    from safetensors.numpy import load_file, save_file
+
+    k, frame = 4, 6
+    frames = np.random.default_rng(1).integers(0, 256, (20, frame), dtype=np.uint8)
+    buffer = ReplayBuffer(k * frame, 1000, obs_dtype="uint8", frame_stack=k)
+    for t in range(7):
+        buffer.add(frames[t:t + k], t % 2, 1.0, frames[t + 1:t + k + 1], False, False)
+    buffer.save(tmp_path / "b.safetensors")
+    assert load_file(str(tmp_path / "b.safetensors"))["frames"].shape == (11, frame)
+    again = ReplayBuffer(k * frame, 1000, obs_dtype="uint8", frame_stack=k)
+    again.load(tmp_path / "b.safetensors")
+    assert len(again.frames.frames) == len(buffer.frames.frames) == 1016
+    for b in (buffer, again):
+        b.add(frames[7:7 + k], 0, 1.0, frames[8:8 + k], True, False)
+    everything = np.arange(8)
+    np.testing.assert_array_equal(again.gather(everything).obs, buffer.gather(everything).obs)
+    np.testing.assert_array_equal(again.gather(everything).next_obs, buffer.gather(everything).next_obs)
+    # a file whose ring is smaller than a fresh one's is refused with one line
+    tensors = load_file(str(tmp_path / "b.safetensors"))
+    with safe_open(str(tmp_path / "b.safetensors"), framework="numpy") as f:
+        meta = json.loads(f.metadata()["saclab_buffer"])
+    bad = {"saclab_buffer": json.dumps({**meta, "frame_rows": 8})}
+    save_file(tensors, str(tmp_path / "bad.safetensors"), metadata=bad)
+    with pytest.raises(SaclabError, match="frame-stack storage does not fit"):
+        ReplayBuffer(k * frame, 1000, obs_dtype="uint8", frame_stack=k).load(tmp_path / "bad.safetensors")
+
+
 def test_preflight_counts_image_bytes_and_cnn_parameters():
     config = preset("test")
     frames = EnvSpec.of_shape(ATARI, (4, 84, 84), 6, "uint8")

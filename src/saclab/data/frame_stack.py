@@ -60,6 +60,10 @@ class FrameRing:
     def last_next_observation(self, slot: int) -> np.ndarray:
         return self.stacks(np.array([slot]), 1)[0]
 
+    def _plausible(self, ring_rows: int, written: int) -> bool:
+        """A saved ring is at least as large as a fresh one, and grows only by doubling or to what is needed."""
+        return len(self.frames) <= ring_rows <= 2 * max(len(self.frames), written) + len(self.frames)
+
     def _grow(self, first: int, needed: int) -> None:
         rows = max(2 * len(self.frames), needed)
         grown = np.zeros((rows, self.frame_size), self.frames.dtype)
@@ -69,17 +73,23 @@ class FrameRing:
 
     # ---------------------------------------------------------------- checkpoints
     def state(self, size: int) -> tuple[dict[str, np.ndarray], dict[str, int]]:
-        """Tensors and metadata that ``restore`` takes back (the slots ``[:size]``)."""
-        return ({"frames": self.frames, "frame_numbers": self.newest[:size]},
-                {"frame_stack": self.stack, "frames_written": self.written})
+        """Tensors and metadata that ``restore`` takes back (the slots ``[:size]``).  Until the ring
+        wraps only the rows written so far are saved (a 500k Atari ring is 3.5 GB, mostly empty early)."""
+        rows = min(self.written, len(self.frames))
+        return ({"frames": self.frames[:rows], "frame_numbers": self.newest[:size]},
+                {"frame_stack": self.stack, "frames_written": self.written, "frame_rows": len(self.frames)})
 
     def restore(self, tensors: dict[str, np.ndarray], meta: dict, size: int, source: str) -> None:
         frames, numbers = tensors.get("frames"), tensors.get("frame_numbers")
+        ring_rows = meta.get("frame_rows", None if frames is None else len(frames))  # files before frame_rows: whole
         if (frames is None or numbers is None or frames.ndim != 2 or frames.shape[1] != self.frame_size
                 or frames.dtype != self.frames.dtype or numbers.shape != (size,)
-                or meta.get("frame_stack") != self.stack or not isinstance(meta.get("frames_written"), int)):
+                or meta.get("frame_stack") != self.stack or not isinstance(meta.get("frames_written"), int)
+                or not isinstance(ring_rows, int) or not self._plausible(ring_rows, meta["frames_written"])
+                or len(frames) not in (min(meta["frames_written"], ring_rows), ring_rows)):
             raise SaclabError(f"corrupt replay buffer file {source}: its frame-stack storage does not fit this buffer")
-        self.frames = np.array(frames)
+        self.frames = np.zeros((ring_rows, self.frame_size), self.frames.dtype)
+        self.frames[:len(frames)] = frames
         self.written = meta["frames_written"]
         self.newest[:size] = numbers
 
