@@ -7,10 +7,11 @@
 #   GAMES="Freeway-MinAtar Seaquest-MinAtar Asterix-MinAtar:actor_lr=1e-4,critic_lr=1e-4" \
 #   BUDGET_S=480 bash bench/minatar_games.sh
 #
-# A game is NAME[:field=value,...]: overrides of the default preset (numbers, or words such as
-# critic_target_reduction=min).  The packages the device's image lacks travel as wheels in .whl/
-# (bench/README.md).  XLA_PYTHON_CLIENT_MEM_FRACTION splits the GPU's memory between the processes
-# (each would otherwise take 75% of it).
+# A game is NAME[:field=value,...]: overrides of the default preset, parsed by the field's type
+# (launch.grid.parse_value, as `saclab sweep`), e.g. critic_target_reduction=min.  The packages
+# the device's image lacks travel as wheels in .whl/ (bench/README.md).
+# XLA_PYTHON_CLIENT_MEM_FRACTION splits the GPU's memory between the processes (each would
+# otherwise take 75% of it).
 set -u
 budget=${BUDGET_S:-480} steps=${STEPS:-1000000} seeds=${SEEDS:-3}
 export PYTHONUNBUFFERED=1 SACLAB_CACHE=/tmp/jaxcache
@@ -27,16 +28,10 @@ for game in "${games[@]}"; do
   timeout "$budget" python3 - "$name" "$overrides" "$steps" "$seeds" > "$OUT/$name.log" 2>&1 <<'PY' &
 import sys, time
 from saclab.config import preset
+from saclab.launch.grid import parse_value
 from saclab.runs.compiled_train import train_compiled_vmapped
 name, overrides, steps, seeds = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
-def value(text):  # an int, a float or a word, as the field takes it
-    for kind in (int, float):
-        try:
-            return kind(text)
-        except ValueError:
-            pass
-    return text
-fields = {k: value(v) for k, v in (item.split("=") for item in overrides.split(",") if item)}
+fields = {k: parse_value(k, v) for k, v in (item.split("=") for item in overrides.split(",") if item)}
 config = preset("default").replace(env=f"gymnax:{name}", total_steps=steps, total_episodes=0,
                                    checkpoint_every_steps=0, eval_episodes=32,
                                    eval_every_episodes=4 if name.startswith("Freeway") else 50,

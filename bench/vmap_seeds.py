@@ -35,7 +35,7 @@ def chunk_call(env_id: str, preset_name: str, seeds: int, chunk: int, buffer_siz
     config = preset(preset_name).replace(env=env_id, buffer_size=buffer_size, total_episodes=0, total_steps=chunk)
     env, env_params, spec = make_gymnax(env_id, config.max_episode_steps)
     learner = Learner.from_config(config, spec)
-    settings = LoopSettings(config.batch_size, config.learning_starts, config.updates_per_step,
+    settings = LoopSettings(config.batch_size, config.learning_starts, config.updates_per_call,
                             config.truncation_is_terminal)
     loops = [init_loop(learner, env, env_params, config, s, spec.obs_dtype) for s in range(seeds)]
     loop = stack_seeds(loops) if seeds > 1 else loops[0]

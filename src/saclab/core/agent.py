@@ -243,8 +243,8 @@ METRIC_NAMES = ("critic_loss", "cql_penalty", "actor_loss", "alpha_loss", "alpha
 """The scalar metrics of an update, in the order of ``online_step``'s running sums."""
 
 
-def scan_updates(learner: Learner, state: SACState, metric_sums: jax.Array, batches: Batch,
-                 unroll: int | bool = 1) -> tuple[SACState, jax.Array, jax.Array]:
+def scan_updates(learner: Learner, state: SACState, metric_sums: jax.Array,
+                 batches: Batch) -> tuple[SACState, jax.Array, jax.Array]:
     """K updates in order on ``batches`` (stacked on a leading axis K) as one ``lax.scan``, their
     scalar metrics added to ``metric_sums``.  Returns (state, metric_sums, |TD error| (K, B))."""
 
@@ -253,7 +253,7 @@ def scan_updates(learner: Learner, state: SACState, metric_sums: jax.Array, batc
         state, metrics = _update(learner, state, batch)
         return (state, sums + metric_vector(metrics)), metrics["td_abs_error"]
 
-    (state, metric_sums), td_abs_errors = jax.lax.scan(one_update, (state, metric_sums), batches, unroll=unroll)
+    (state, metric_sums), td_abs_errors = jax.lax.scan(one_update, (state, metric_sums), batches)
     return state, metric_sums, td_abs_errors
 
 
@@ -269,12 +269,10 @@ def online_updates(
 
     Returns (state, metric_sums, action (scalar), |TD error| per sample (K, B)).
     """
-    # One update is unrolled (no loop at all); K updates stay a loop, for every encoder: the
-    # convolutions are matrix products (networks.conv_valid), which XLA:CPU runs inside a loop at
-    # full speed (a lax.conv ran 5-10x slower there), and a loop compiles faster than K copies.
-    k = batches.actions.shape[0]
-    unroll = k if k == 1 else 1
-    state, metric_sums, td_abs_errors = scan_updates(learner, state, metric_sums, batches, unroll)
+    # A loop for every encoder, K = 1 included (XLA drops a one-trip loop): the convolutions are matrix
+    # products (networks.conv_valid), which XLA:CPU runs inside a loop at full speed (a lax.conv ran
+    # 5-10x slower there), and a loop compiles faster than K unrolled copies.
+    state, metric_sums, td_abs_errors = scan_updates(learner, state, metric_sums, batches)
     action = _sample_action(learner, state.actor_params, obs[None], jax.random.fold_in(act_key, step))[0]
     return state, metric_sums, action, td_abs_errors
 
