@@ -39,6 +39,16 @@ def test_state_value_with_the_double_average_target():
         losses.target_critic_value(Q_NEXT, "max")
 
 
+def test_pessimistic_average_lies_between_the_average_and_the_min():
+    # critics (1, 3) and (2, 0): mean (2, 1), population std (1, 1); k = 0.5 -> (1.5, 0.5)
+    np.testing.assert_allclose(losses.target_critic_value(Q_NEXT, "mean", 0.5), [[1.5, 0.5]])
+    # k = 1 is the min for two critics: (1, 0)
+    np.testing.assert_allclose(losses.target_critic_value(Q_NEXT, "mean", 1.0), [[1.0, 0.0]])
+    # V = 0.25 * 1.5 + 0.75 * 0.5 = 0.75 (alpha 0), between the mean's 1.25 and the min's 0.25
+    v = losses.soft_state_value(LOG_P, Q_NEXT, jnp.asarray(0.0), "mean", 0.5)
+    assert float(v[0]) == pytest.approx(0.75, abs=1e-7)
+
+
 def test_td_target_bootstraps_unless_terminated():
     y = losses.td_target(jnp.array([1.0, 1.0]), jnp.array([0.0, 1.0]), jnp.array([10.0, 10.0]), 0.9)
     np.testing.assert_allclose(y, [10.0, 1.0])

@@ -79,6 +79,10 @@ def test_update_every_k_keeps_the_update_count_and_resumes_exactly(tmp_path):
     resumed = crash_then_resume(train_online, config, tmp_path / "cut", after_step=450)
     for k, v in params(full).items():
         np.testing.assert_array_equal(v, params(resumed)[k], err_msg=k)
+    # a fractional replay ratio reads back from the checkpoint (its config field is a float)
+    resumed = crash_then_resume(train_online, config.replace(updates_per_step=0.25), tmp_path / "cutq", after_step=450)
+    for k, v in params(quarter).items():
+        np.testing.assert_array_equal(v, params(resumed)[k], err_msg=k)
 
 
 def test_resume_of_a_finished_run_returns_it(tmp_path):

@@ -49,6 +49,9 @@ class SACConfig:
     critic_target_reduction: str = "mean"
     """How the twin target critics combine in the critic's target: min (clipped double Q) or mean (SD-SAC's
     double average; with q_clip, docs/presets.md)."""
+    critic_target_pessimism: float = 0.0
+    """With the mean reduction: subtract this many standard deviations of the twin target critics from their
+    average (0 = the average; 1 = their min; between, a target between the two; docs/presets.md)."""
     critic_loss: str = "mse"
     """Penalty on the critics' TD errors: mse (squared) or huber (squared up to |e| = 1, linear beyond; SB3's DQN)."""
     q_clip: float = 0.5
@@ -173,6 +176,10 @@ def validate(c: SACConfig) -> None:
     _check(c.critic_target_reduction in ("min", "mean"),
            f"critic_target_reduction must be min or mean, got {c.critic_target_reduction!r}")
     _check(c.critic_loss in ("mse", "huber"), f"critic_loss must be mse or huber, got {c.critic_loss!r}")
+    _check(0.0 <= c.critic_target_pessimism <= 1.0,
+           f"critic_target_pessimism must be in [0, 1], got {c.critic_target_pessimism}")
+    _check(c.critic_target_pessimism == 0 or c.critic_target_reduction == "mean",
+           "critic_target_pessimism needs critic_target_reduction=mean (the min is already pessimism 1)")
     _check(c.q_clip >= 0, f"q_clip must be >= 0 (0 = off), got {c.q_clip}")
     _check(1 <= c.n_step <= 1000, f"n_step must be in [1, 1000], got {c.n_step}")
     _check(math.isfinite(c.initial_alpha) and c.initial_alpha > 0,

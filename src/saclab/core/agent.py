@@ -50,6 +50,7 @@ class Learner(NamedTuple):
     notebook_temperature_loss: bool
     n_step: int
     critic_target_reduction: str = "min"
+    critic_target_pessimism: float = 0.0
     critic_loss: str = "mse"
     q_clip: float = 0.0
     obs_shape: tuple[int, ...] = ()  # () means (obs_dim,)
@@ -74,6 +75,7 @@ class Learner(NamedTuple):
             notebook_temperature_loss=config.notebook_temperature_loss,
             n_step=config.n_step,
             critic_target_reduction=config.critic_target_reduction,
+            critic_target_pessimism=config.critic_target_pessimism,
             critic_loss=config.critic_loss,
             q_clip=config.q_clip,
             obs_shape=tuple(spec.obs_shape),
@@ -146,7 +148,8 @@ def critic_target(learner: Learner, state: SACState, batch: Batch) -> jax.Array:
     next_q_target = learner.critic.apply({"params": state.critic_target_params}, batch.next_obs)
     alpha = jnp.exp(state.log_alpha)
     backup_alpha = alpha if learner.entropy_backup else jnp.zeros_like(alpha)  # 0: V(s') = E_pi min Qt
-    next_value = losses.soft_state_value(next_log_probs, next_q_target, backup_alpha, learner.critic_target_reduction)
+    next_value = losses.soft_state_value(next_log_probs, next_q_target, backup_alpha,
+                                         learner.critic_target_reduction, learner.critic_target_pessimism)
     discount = learner.gamma if learner.n_step == 1 else jnp.power(learner.gamma, batch.horizons)  # gamma^m
     return losses.td_target(batch.rewards, batch.terminated, next_value, discount)
 

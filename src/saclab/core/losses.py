@@ -14,23 +14,27 @@ import jax
 import jax.numpy as jnp
 
 
-def target_critic_value(next_q_target: jax.Array, reduction: str = "min") -> jax.Array:
+def target_critic_value(next_q_target: jax.Array, reduction: str = "min", pessimism: float = 0.0) -> jax.Array:
     """One value per (s', a') from the K target critics.
 
-    min:  Qt(s', a') = min_i Qt_i(s', a')     (clipped double Q, Fujimoto et al. 2018)
-    mean: Qt(s', a') = mean_i Qt_i(s', a')    (SD-SAC's double average, Zhou et al. 2024)
+    min:  Qt(s', a') = min_i Qt_i(s', a')                          (clipped double Q, Fujimoto et al. 2018)
+    mean: Qt(s', a') = mean_i Qt_i(s', a') - k std_i Qt_i(s', a')   (k = pessimism; k = 0: SD-SAC's double
+          average, Zhou et al. 2024; Moskovitz et al. 2021's mean + beta std with beta = -k)
 
-    (K, B, A) -> (B, A)
+    std is the population standard deviation over the K critics: with K = 2 it is |Qt_1 - Qt_2| / 2, so
+    k = 1 gives the min and 0 < k < 1 a target between the average and the min.  (K, B, A) -> (B, A)
     """
     if reduction == "min":
         return jnp.min(next_q_target, axis=0)
     if reduction == "mean":
-        return jnp.mean(next_q_target, axis=0)
+        mean = jnp.mean(next_q_target, axis=0)
+        return mean if pessimism == 0 else mean - pessimism * jnp.std(next_q_target, axis=0)
     raise ValueError(f"unknown critic target reduction {reduction!r}")
 
 
 def soft_state_value(
-    next_log_probs: jax.Array, next_q_target: jax.Array, alpha: jax.Array, reduction: str = "min"
+    next_log_probs: jax.Array, next_q_target: jax.Array, alpha: jax.Array, reduction: str = "min",
+    pessimism: float = 0.0,
 ) -> jax.Array:
     """Soft value of the next state under the current policy.
 
@@ -38,7 +42,7 @@ def soft_state_value(
 
     next_log_probs: (B, A); next_q_target: (K, B, A) -> (B,)
     """
-    q = target_critic_value(next_q_target, reduction)
+    q = target_critic_value(next_q_target, reduction, pessimism)
     probs = jnp.exp(next_log_probs)
     return jnp.sum(probs * (q - alpha * next_log_probs), axis=-1)
 

@@ -10,18 +10,18 @@ from saclab.config import SACConfig
 from saclab.errors import SaclabError
 
 
-def _fits(value: Any, default: Any) -> bool:
-    """Whether a JSON value may stand for a field whose default is ``default``."""
-    if isinstance(default, bool):
+def _fits(value: Any, kind: str) -> bool:
+    """Whether a JSON value may stand for a field annotated ``kind`` (``SACConfig``'s annotations, as text)."""
+    if kind == "bool":
         return isinstance(value, bool)
-    if isinstance(default, int):
+    if kind == "int":
         return isinstance(value, int) and not isinstance(value, bool)
-    if isinstance(default, float):
+    if kind == "float":
         return isinstance(value, (int, float)) and not isinstance(value, bool)
-    if isinstance(default, str):
+    if kind == "str":
         return isinstance(value, str)
-    if isinstance(default, tuple):
-        return isinstance(value, (list, tuple)) and all(_fits(v, 1) for v in value)
+    if kind.startswith("tuple[int"):
+        return isinstance(value, (list, tuple)) and all(_fits(v, "int") for v in value)
     return False
 
 
@@ -32,11 +32,11 @@ def config_from_json(values: Any, source: str) -> SACConfig:
     (a file from an older one)."""
     if not isinstance(values, dict):
         raise SaclabError(f"{source}: the config is not a JSON object")
-    defaults = {f.name: f.default for f in dataclasses.fields(SACConfig)}
+    kinds = {f.name: str(f.type) for f in dataclasses.fields(SACConfig)}
     for name, value in values.items():
-        if name not in defaults:
+        if name not in kinds:
             raise SaclabError(f"{source}: unknown config field {str(name)[:40]!r}")
-        if not _fits(value, defaults[name]):
+        if not _fits(value, kinds[name]):
             raise SaclabError(f"{source}: config field {name} has a value of the wrong type ({str(value)[:40]!r})")
     try:
         return SACConfig.from_dict(values)
