@@ -5,7 +5,16 @@ import pytest
 
 from saclab.config import preset
 from saclab.core import losses
-from saclab.core.agent import METRIC_NAMES, Learner, init_state, online_updates, update, update_epoch
+from saclab.core.agent import (
+    METRIC_NAMES,
+    Learner,
+    critic_target,
+    init_state,
+    online_updates,
+    target_pessimism,
+    update,
+    update_epoch,
+)
 from saclab.core.types import EnvSpec, batch_from_numpy
 from saclab.runs.checkpoint import pytree_to_arrays
 
@@ -160,3 +169,19 @@ def test_td_target_holds_the_entropy_bonus_only_with_entropy_backup(entropy_back
     expected = np.asarray(b.rewards) + 0.9 * (1 - np.asarray(b.terminated)) * value
     _, metrics = update(L, s, b)
     assert float(metrics["td_target"]) == pytest.approx(float(np.mean(expected)), abs=1e-5)
+
+
+def test_target_pessimism_ramps_from_the_average_to_the_min():
+    # k = 0 for the first 100 updates, then 1 * (u - 100) / 200 up to 1 at 300 updates
+    L = learner(critic_target_reduction="mean", critic_target_pessimism=1.0, critic_target_pessimism_start=100,
+                critic_target_pessimism_ramp=200)
+    for updates, k in [(0, 0.0), (100, 0.0), (150, 0.25), (300, 1.0), (10_000, 1.0)]:
+        assert float(target_pessimism(L, jnp.asarray(updates, jnp.int32))) == pytest.approx(k)
+    assert target_pessimism(learner(critic_target_reduction="mean", critic_target_pessimism=0.5), jnp.asarray(7)) == 0.5
+    # the target itself: before the ramp the mean target's, after it the min target's
+    s = init_state(L, jax.random.PRNGKey(3))
+    b = batch(seed=2)
+    for updates, reference in [(50, learner(critic_target_reduction="mean")),
+                               (400, learner(critic_target_reduction="min"))]:
+        at = s.replace(updates=jnp.asarray(updates, jnp.int32))
+        np.testing.assert_allclose(critic_target(L, at, b), critic_target(reference, at, b), rtol=1e-6, atol=1e-6)

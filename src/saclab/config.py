@@ -52,6 +52,10 @@ class SACConfig:
     critic_target_pessimism: float = 0.0
     """With the mean reduction: subtract this many standard deviations of the twin target critics from their
     average (0 = the average; 1 = their min; between, a target between the two; docs/presets.md)."""
+    critic_target_pessimism_start: int = 0
+    """Updates with no pessimism before critic_target_pessimism ramps in (0 with a ramp of 0: from the start)."""
+    critic_target_pessimism_ramp: int = 0
+    """Updates over which the pessimism grows linearly from 0 to critic_target_pessimism (0 = at once)."""
     critic_loss: str = "mse"
     """Penalty on the critics' TD errors: mse (squared) or huber (squared up to |e| = 1, linear beyond; SB3's DQN)."""
     q_clip: float = 0.5
@@ -180,6 +184,8 @@ def validate(c: SACConfig) -> None:
            f"critic_target_pessimism must be in [0, 1], got {c.critic_target_pessimism}")
     _check(c.critic_target_pessimism == 0 or c.critic_target_reduction == "mean",
            "critic_target_pessimism needs critic_target_reduction=mean (the min is already pessimism 1)")
+    _check(c.critic_target_pessimism_start >= 0 and c.critic_target_pessimism_ramp >= 0,
+           "critic_target_pessimism_start and critic_target_pessimism_ramp must be >= 0")
     _check(c.q_clip >= 0, f"q_clip must be >= 0 (0 = off), got {c.q_clip}")
     _check(1 <= c.n_step <= 1000, f"n_step must be in [1, 1000], got {c.n_step}")
     _check(math.isfinite(c.initial_alpha) and c.initial_alpha > 0,

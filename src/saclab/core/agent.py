@@ -51,6 +51,8 @@ class Learner(NamedTuple):
     n_step: int
     critic_target_reduction: str = "min"
     critic_target_pessimism: float = 0.0
+    critic_target_pessimism_start: int = 0
+    critic_target_pessimism_ramp: int = 0
     critic_loss: str = "mse"
     q_clip: float = 0.0
     obs_shape: tuple[int, ...] = ()  # () means (obs_dim,)
@@ -76,6 +78,8 @@ class Learner(NamedTuple):
             n_step=config.n_step,
             critic_target_reduction=config.critic_target_reduction,
             critic_target_pessimism=config.critic_target_pessimism,
+            critic_target_pessimism_start=config.critic_target_pessimism_start,
+            critic_target_pessimism_ramp=config.critic_target_pessimism_ramp,
             critic_loss=config.critic_loss,
             q_clip=config.q_clip,
             obs_shape=tuple(spec.obs_shape),
@@ -140,6 +144,19 @@ def init_state(learner: Learner, key: jax.Array) -> SACState:
     )
 
 
+def target_pessimism(learner: Learner, updates: jax.Array) -> float | jax.Array:
+    """k of ``losses.target_critic_value`` after ``updates`` updates: 0 for the first
+    ``critic_target_pessimism_start``, then linear up to ``critic_target_pessimism`` over
+    ``critic_target_pessimism_ramp`` updates (the average's optimism while exploring, the min's caution
+    later); a constant k when neither is set."""
+    final = learner.critic_target_pessimism
+    if final == 0 or (learner.critic_target_pessimism_start == 0 and learner.critic_target_pessimism_ramp == 0):
+        return final
+    progress = (updates.astype(jnp.float32) - learner.critic_target_pessimism_start) / max(
+        learner.critic_target_pessimism_ramp, 1)
+    return final * jnp.clip(progress, 0.0, 1.0)
+
+
 def critic_target(learner: Learner, state: SACState, batch: Batch) -> jax.Array:
     """The critics' regression target y = r + gamma^m (1 - terminated) V(s') for each sample (B,), V from
     the target critics and the current policy at s' (with the entropy bonus only if ``entropy_backup``).
@@ -149,7 +166,7 @@ def critic_target(learner: Learner, state: SACState, batch: Batch) -> jax.Array:
     alpha = jnp.exp(state.log_alpha)
     backup_alpha = alpha if learner.entropy_backup else jnp.zeros_like(alpha)  # 0: V(s') = E_pi min Qt
     next_value = losses.soft_state_value(next_log_probs, next_q_target, backup_alpha,
-                                         learner.critic_target_reduction, learner.critic_target_pessimism)
+                                         learner.critic_target_reduction, target_pessimism(learner, state.updates))
     discount = learner.gamma if learner.n_step == 1 else jnp.power(learner.gamma, batch.horizons)  # gamma^m
     return losses.td_target(batch.rewards, batch.terminated, next_value, discount)
 

@@ -14,7 +14,9 @@ import jax
 import jax.numpy as jnp
 
 
-def target_critic_value(next_q_target: jax.Array, reduction: str = "min", pessimism: float = 0.0) -> jax.Array:
+def target_critic_value(
+    next_q_target: jax.Array, reduction: str = "min", pessimism: float | jax.Array = 0.0
+) -> jax.Array:
     """One value per (s', a') from the K target critics.
 
     min:  Qt(s', a') = min_i Qt_i(s', a')                          (clipped double Q, Fujimoto et al. 2018)
@@ -28,13 +30,15 @@ def target_critic_value(next_q_target: jax.Array, reduction: str = "min", pessim
         return jnp.min(next_q_target, axis=0)
     if reduction == "mean":
         mean = jnp.mean(next_q_target, axis=0)
-        return mean if pessimism == 0 else mean - pessimism * jnp.std(next_q_target, axis=0)
+        if isinstance(pessimism, (int, float)) and pessimism == 0:  # a traced k (a schedule) always subtracts
+            return mean
+        return mean - pessimism * jnp.std(next_q_target, axis=0)
     raise ValueError(f"unknown critic target reduction {reduction!r}")
 
 
 def soft_state_value(
     next_log_probs: jax.Array, next_q_target: jax.Array, alpha: jax.Array, reduction: str = "min",
-    pessimism: float = 0.0,
+    pessimism: float | jax.Array = 0.0,
 ) -> jax.Array:
     """Soft value of the next state under the current policy.
 
