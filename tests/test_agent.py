@@ -185,3 +185,11 @@ def test_target_pessimism_ramps_from_the_average_to_the_min():
                                (400, learner(critic_target_reduction="min"))]:
         at = s.replace(updates=jnp.asarray(updates, jnp.int32))
         np.testing.assert_allclose(critic_target(L, at, b), critic_target(reference, at, b), rtol=1e-6, atol=1e-6)
+    # before the ramp a whole update is the mean target's bit for bit (runs shorter than the start are unchanged)
+    def at_50():  # update donates its state: a fresh copy for each call
+        return init_state(L, jax.random.PRNGKey(3)).replace(updates=jnp.asarray(50, jnp.int32))
+
+    ramped, _ = update(L, at_50(), b)
+    plain, _ = update(learner(critic_target_reduction="mean"), at_50(), b)
+    for k, v in leaves(plain).items():
+        np.testing.assert_array_equal(v, leaves(ramped)[k], err_msg=k)
