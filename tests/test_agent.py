@@ -177,11 +177,12 @@ def test_target_pessimism_ramps_from_the_average_to_the_min():
                 critic_target_pessimism_ramp=200)
     for updates, k in [(0, 0.0), (100, 0.0), (150, 0.25), (300, 1.0), (10_000, 1.0)]:
         assert float(target_pessimism(L, jnp.asarray(updates, jnp.int32))) == pytest.approx(k)
-    assert target_pessimism(learner(critic_target_reduction="mean", critic_target_pessimism=0.5), jnp.asarray(7)) == 0.5
+    constant = learner(critic_target_pessimism=0.5, critic_target_pessimism_start=0, critic_target_pessimism_ramp=0)
+    assert target_pessimism(constant, jnp.asarray(7)) == 0.5
     # the target itself: before the ramp the mean target's, after it the min target's
     s = init_state(L, jax.random.PRNGKey(3))
     b = batch(seed=2)
-    for updates, reference in [(50, learner(critic_target_reduction="mean")),
+    for updates, reference in [(50, learner(critic_target_reduction="mean", critic_target_pessimism=0.0)),
                                (400, learner(critic_target_reduction="min"))]:
         at = s.replace(updates=jnp.asarray(updates, jnp.int32))
         np.testing.assert_allclose(critic_target(L, at, b), critic_target(reference, at, b), rtol=1e-6, atol=1e-6)
@@ -190,6 +191,6 @@ def test_target_pessimism_ramps_from_the_average_to_the_min():
         return init_state(L, jax.random.PRNGKey(3)).replace(updates=jnp.asarray(50, jnp.int32))
 
     ramped, _ = update(L, at_50(), b)
-    plain, _ = update(learner(critic_target_reduction="mean"), at_50(), b)
+    plain, _ = update(learner(critic_target_reduction="mean", critic_target_pessimism=0.0), at_50(), b)
     for k, v in leaves(plain).items():
         np.testing.assert_array_equal(v, leaves(ramped)[k], err_msg=k)

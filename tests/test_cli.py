@@ -45,8 +45,6 @@ def test_train_help_shows_defaults_of_the_chosen_preset(capsys):
     (["train", "--updates-per-step", "0.5"], "must be a whole number >= 1"),
     (["train", "--q-clip", "-1"], "q_clip must be >= 0"),
     (["train", "--critic-target-pessimism", "1.5"], "critic_target_pessimism must be in [0, 1]"),
-    (["train", "--critic-target-reduction", "min", "--critic-target-pessimism", "0.5"],
-     "needs critic_target_reduction=mean"),
     (["train", "--env", "CartPole-v1", "--seeds", "2", "--vmap"], "--vmap trains the seeds in one compiled program"),
     (["train", "--env", "gymnax:CartPole-v1", "--seeds", "2", "--vmap", "--workers", "2"], "--workers is for"),
     (["train", "--no-such-flag"], "--no-such-flag"),

@@ -2,7 +2,7 @@
 
 import pytest
 
-from saclab.config import NOTEBOOK, preset
+from saclab.config import DEFAULT, NOTEBOOK, SACConfig, preset
 from saclab.runs.online import train_online
 from saclab.runs.runlog import read_metrics
 
@@ -14,6 +14,13 @@ def test_notebook_faithful_is_the_notebook_with_its_three_deviations():
     assert {k: v for k, v in faithful.to_dict().items() if k not in switches} == \
            {k: v for k, v in NOTEBOOK.to_dict().items() if k not in switches}
     assert not any(getattr(preset("notebook"), k) for k in switches)
+
+
+def test_a_file_from_before_the_pessimism_ramp_reads_as_trained():
+    # a checkpoint written before critic_target_pessimism existed was trained on the plain average
+    old = {k: v for k, v in DEFAULT.to_dict().items() if not k.startswith("critic_target_pessimism")}
+    assert SACConfig.from_dict(old).critic_target_pessimism == 0.0
+    assert DEFAULT.critic_target_pessimism == 1.0 and SACConfig.from_dict(DEFAULT.to_dict()) == DEFAULT
 
 
 @pytest.mark.parametrize(("name", "falls"), [("notebook-faithful", True), ("notebook", False)])

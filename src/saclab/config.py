@@ -49,12 +49,13 @@ class SACConfig:
     critic_target_reduction: str = "mean"
     """How the twin target critics combine in the critic's target: min (clipped double Q) or mean (SD-SAC's
     double average; with q_clip, docs/presets.md)."""
-    critic_target_pessimism: float = 0.0
+    critic_target_pessimism: float = 1.0
     """With the mean reduction: subtract this many standard deviations of the twin target critics from their
-    average (0 = the average; 1 = their min; between, a target between the two; docs/presets.md)."""
-    critic_target_pessimism_start: int = 0
+    average (0 = the average; 1 = their min; between, a target between the two; docs/presets.md).  The min
+    reduction ignores it (it is the min already)."""
+    critic_target_pessimism_start: int = 100_000
     """Updates with no pessimism before critic_target_pessimism ramps in (0 with a ramp of 0: from the start)."""
-    critic_target_pessimism_ramp: int = 0
+    critic_target_pessimism_ramp: int = 100_000
     """Updates over which the pessimism grows linearly from 0 to critic_target_pessimism (0 = at once)."""
     critic_loss: str = "mse"
     """Penalty on the critics' TD errors: mse (squared) or huber (squared up to |e| = 1, linear beyond; SB3's DQN)."""
@@ -150,11 +151,15 @@ class SACConfig:
         unknown = sorted(set(values) - names)
         if unknown:
             raise SaclabError(f"unknown config field(s): {', '.join(unknown)}")
-        values = dict(values)
+        values = {**FIELDS_ADDED_LATER, **values}
         if "hidden_sizes" in values:
             values["hidden_sizes"] = tuple(int(h) for h in values["hidden_sizes"])
         return cls(**values)
 
+
+FIELDS_ADDED_LATER: dict[str, object] = {"critic_target_pessimism": 0.0}
+"""For a file written before the field existed (a checkpoint, a sweep): the value it was trained with,
+where that is not the field's default (the pessimism ramp became the default on 2026-11-26)."""
 
 ENCODERS = ("auto", "mlp", "minatar_cnn", "nature_cnn")
 """The observation encoders (core.networks); auto picks one from the observation shape."""
@@ -182,8 +187,6 @@ def validate(c: SACConfig) -> None:
     _check(c.critic_loss in ("mse", "huber"), f"critic_loss must be mse or huber, got {c.critic_loss!r}")
     _check(0.0 <= c.critic_target_pessimism <= 1.0,
            f"critic_target_pessimism must be in [0, 1], got {c.critic_target_pessimism}")
-    _check(c.critic_target_pessimism == 0 or c.critic_target_reduction == "mean",
-           "critic_target_pessimism needs critic_target_reduction=mean (the min is already pessimism 1)")
     _check(c.critic_target_pessimism_start >= 0 and c.critic_target_pessimism_ramp >= 0,
            "critic_target_pessimism_start and critic_target_pessimism_ramp must be >= 0")
     _check(c.q_clip >= 0, f"q_clip must be >= 0 (0 = off), got {c.q_clip}")
