@@ -20,6 +20,9 @@ def test_a_file_from_before_the_pessimism_ramp_reads_as_trained():
     # a checkpoint written before critic_target_pessimism existed was trained on the plain average
     old = {k: v for k, v in DEFAULT.to_dict().items() if not k.startswith("critic_target_pessimism")}
     assert SACConfig.from_dict(old).critic_target_pessimism == 0.0
+    # one written after k but before its schedule trained with a constant k, not the default ramp
+    constant = SACConfig.from_dict({**old, "critic_target_pessimism": 0.5})
+    assert (constant.critic_target_pessimism_start, constant.critic_target_pessimism_ramp) == (0, 0)
     assert DEFAULT.critic_target_pessimism == 1.0 and SACConfig.from_dict(DEFAULT.to_dict()) == DEFAULT
 
 

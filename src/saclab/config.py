@@ -157,8 +157,12 @@ class SACConfig:
         return cls(**values)
 
 
-FIELDS_ADDED_LATER: dict[str, object] = {"critic_target_pessimism": 0.0}
-"""For a file written before the field existed (a checkpoint, a sweep): the value it was trained with,
+FIELDS_ADDED_LATER: dict[str, object] = {
+    "critic_target_pessimism": 0.0,
+    "critic_target_pessimism_start": 0,  # k came a commit before its schedule: a constant k then
+    "critic_target_pessimism_ramp": 0,
+}
+"""For a file written before a field existed (a checkpoint, a sweep): the value it was trained with,
 where that is not the field's default (the pessimism ramp became the default on 2026-11-26)."""
 
 ENCODERS = ("auto", "mlp", "minatar_cnn", "nature_cnn")
