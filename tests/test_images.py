@@ -248,6 +248,23 @@ def test_a_missing_extra_is_one_line_naming_it(monkeypatch):
         env_spec(ATARI)
 
 
+def test_a_registered_env_without_its_simulator_is_one_line_naming_the_box2d_extra(monkeypatch):
+    from saclab.envs import make
+
+    def absent(*args, **kwargs):  # what Gymnasium raises for LunarLander without Box2D
+        raise gym.error.DependencyNotInstalled('Box2D is not installed, you can install it by run `pip install swig`'
+                                               ' followed by `pip install "gymnasium[box2d]"`')
+
+    monkeypatch.setattr(make.gym, "make", absent)
+    with pytest.raises(SaclabError, match=r"^environment 'LunarLander-v3' needs a missing package "
+                                          r"\(pip install 'saclab\[box2d\]'\): Box2D is not installed") as caught:
+        make.make_env("LunarLander-v3")
+    assert "\n" not in str(caught.value) and "unknown" not in str(caught.value)
+    monkeypatch.setattr(make.gym, "make_vec", absent)
+    with pytest.raises(SaclabError, match=r"needs a missing package \(pip install 'saclab\[box2d\]'\)"):
+        make.make_vector_env("LunarLander-v3", 2)
+
+
 # ---------------------------------------------------------------------------- MinAtar
 def test_minatar_rng_state_round_trip_replays_the_same_steps():
     pytest.importorskip("minatar")

@@ -97,6 +97,8 @@ def _make(env_id: str, **kwargs) -> gym.Env:
         kwargs["frameskip"] = 1  # AtariPreprocessing skips (and max-pools) the frames
     try:
         env = gym.make(env_id, **kwargs)
+    except gym.error.DependencyNotInstalled as e:  # a registered env whose package is absent (Box2D, ...)
+        raise SaclabError(missing_package_message(env_id, e)) from None
     except gym.error.Error as e:  # NameNotFound, VersionNotFound, NamespaceNotFound, ...
         raise SaclabError(f"unknown environment {env_id!r}: {e}") from None
     except ImportError as e:
@@ -108,6 +110,13 @@ def _make(env_id: str, **kwargs) -> gym.Env:
         env.close()
         raise SaclabError(f"{env_id} needs the atari extra: pip install 'saclab[atari]' ({e})") from None
     return env
+
+
+def missing_package_message(env_id: str, error: Exception) -> str:
+    """One line for a registered env whose simulator is not installed (Box2D envs: the box2d extra)."""
+    hint = " (pip install 'saclab[box2d]')" if "box2d" in str(error).lower() else ""
+    first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    return f"environment {env_id!r} needs a missing package{hint}: {first_line}"
 
 
 def _check_syntax(env_id: object) -> None:
@@ -203,8 +212,10 @@ def make_vector_env(env_id: str, num_envs: int, max_episode_steps: int | None = 
         try:
             env = gym.make_vec(env_id, num_envs=num_envs, vectorization_mode=mode, wrappers=wrappers, **kwargs)
             break
-        except gym.error.DependencyNotInstalled as e:  # AtariPreprocessing resizes with OpenCV
-            raise SaclabError(f"{env_id} needs the atari extra: pip install 'saclab[atari]' ({e})") from None
+        except gym.error.DependencyNotInstalled as e:
+            if wrappers:  # AtariPreprocessing resizes with OpenCV
+                raise SaclabError(f"{env_id} needs the atari extra: pip install 'saclab[atari]' ({e})") from None
+            raise SaclabError(missing_package_message(env_id, e)) from None
         except gym.error.Error as e:
             error = e
         except ImportError as e:
