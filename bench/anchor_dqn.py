@@ -3,7 +3,8 @@
 The issue-8 targets compare saclab's median over 5 seeds with the RL Zoo's single DQN run per env
 (benchmark.md).  This trains the zoo's own configuration on several seeds, at the zoo's budget,
 and evaluates each run as ``bench/learning.py`` evaluates saclab's: the greedy (deterministic)
-policy over 100 episodes, seeded 10,000 + seed.  It needs PyTorch and Stable-Baselines3, which
+policy over 100 episodes (episode i reset with seed 10,000 + seed + i: the same start-state
+distribution as saclab's evaluation, not the same states).  It needs PyTorch and Stable-Baselines3, which
 saclab does not, so it runs in a venv of its own (the CPU build of torch on this machine):
 
     python3 -m venv /tmp/sb3 && /tmp/sb3/bin/pip install torch==2.13.0 stable-baselines3 "gymnasium[box2d]"
