@@ -13,8 +13,8 @@ saclab does not, so it runs in a venv of its own (the CPU build of torch on this
     python bench/anchor_dqn.py table runs/anchor-a.csv runs/anchor-b.csv   # saclab's venv: IQM and CI
 
 Hyperparameters: DLR-RM/rl-baselines3-zoo, hyperparams/dqn.yml, the "Tuned" entries whose
-``n_timesteps`` is benchmark.md's budget (Acrobot-v1: 100k, -76.639 +/- 11.752 over 1932 episodes
-of one run).
+``n_timesteps`` is benchmark.md's budget (Acrobot-v1 100k: -76.639 +/- 11.752 over 1932 episodes
+of one run; LunarLander-v2 100k: 154.4; MountainCar-v0 120k: -100.8).
 """
 
 from __future__ import annotations
@@ -25,11 +25,17 @@ import time
 from pathlib import Path
 
 FINAL_EPISODES = 100  # as bench/learning.py
+_ZOO_SMALL_TASKS = dict(  # the zoo's tuned Acrobot-v1 and LunarLander-v2 entries are the same
+    total_timesteps=100_000, learning_rate=6.3e-4, batch_size=128, buffer_size=50_000, learning_starts=0,
+    gamma=0.99, target_update_interval=250, train_freq=4, gradient_steps=-1, exploration_fraction=0.12,
+    exploration_final_eps=0.1, net_arch=[256, 256])
 ZOO_DQN = {
-    "Acrobot-v1": dict(
-        total_timesteps=100_000, learning_rate=6.3e-4, batch_size=128, buffer_size=50_000, learning_starts=0,
-        gamma=0.99, target_update_interval=250, train_freq=4, gradient_steps=-1, exploration_fraction=0.12,
-        exploration_final_eps=0.1, net_arch=[256, 256]),
+    "Acrobot-v1": _ZOO_SMALL_TASKS,
+    "LunarLander-v3": _ZOO_SMALL_TASKS,  # the zoo ran v2; v3 has the same dynamics with bug fixes
+    "MountainCar-v0": dict(
+        total_timesteps=120_000, learning_rate=4e-3, batch_size=128, buffer_size=10_000, learning_starts=1000,
+        gamma=0.98, target_update_interval=600, train_freq=16, gradient_steps=8, exploration_fraction=0.2,
+        exploration_final_eps=0.07, net_arch=[256, 256]),
 }
 FIELDS = ("env", "seed", "steps", "final_return", "final_std", "train_s")
 
