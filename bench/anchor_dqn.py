@@ -114,7 +114,10 @@ def main() -> None:
     t = sub.add_parser("table", help="median, IQM and 95%% CI of CSVs written by run (needs saclab)")
     t.add_argument("csv", nargs="+")
     args = p.parse_args()
-    run(args) if args.command == "run" else table(args)
+    if args.command == "run":
+        run(args)
+    else:
+        table(args)
 
 
 if __name__ == "__main__":

@@ -256,12 +256,12 @@ def test_a_registered_env_without_its_simulator_is_one_line_naming_the_box2d_ext
                                                ' followed by `pip install "gymnasium[box2d]"`')
 
     monkeypatch.setattr(make.gym, "make", absent)
-    with pytest.raises(SaclabError, match=r"^environment 'LunarLander-v3' needs a missing package "
-                                          r"\(pip install 'saclab\[box2d\]'\): Box2D is not installed") as caught:
+    with pytest.raises(SaclabError, match=r"^LunarLander-v3 needs the box2d extra: pip install 'saclab\[box2d\]' "
+                                          r"\(Box2D is not installed") as caught:
         make.make_env("LunarLander-v3")
     assert "\n" not in str(caught.value) and "unknown" not in str(caught.value)
     monkeypatch.setattr(make.gym, "make_vec", absent)
-    with pytest.raises(SaclabError, match=r"needs a missing package \(pip install 'saclab\[box2d\]'\)"):
+    with pytest.raises(SaclabError, match=r"^LunarLander-v3 needs the box2d extra: pip install 'saclab\[box2d\]'"):
         make.make_vector_env("LunarLander-v3", 2)
 
 

@@ -58,7 +58,7 @@ def register_image_envs(env_id: str) -> None:
 
             gym.register_envs(ale_py)
     except ImportError as e:
-        raise SaclabError(f"{env_id} needs the {extra} extra: pip install 'saclab[{extra}]' ({e})") from None
+        raise missing_package(env_id, e, extra) from None
 
 
 def is_atari(env_id: str) -> bool:
@@ -97,26 +97,27 @@ def _make(env_id: str, **kwargs) -> gym.Env:
         kwargs["frameskip"] = 1  # AtariPreprocessing skips (and max-pools) the frames
     try:
         env = gym.make(env_id, **kwargs)
-    except gym.error.DependencyNotInstalled as e:  # a registered env whose package is absent (Box2D, ...)
-        raise SaclabError(missing_package_message(env_id, e)) from None
+    except (gym.error.DependencyNotInstalled, ImportError) as e:  # registered, but its package is absent (Box2D)
+        raise missing_package(env_id, e) from None
     except gym.error.Error as e:  # NameNotFound, VersionNotFound, NamespaceNotFound, ...
         raise SaclabError(f"unknown environment {env_id!r}: {e}") from None
-    except ImportError as e:
-        raise SaclabError(f"environment {env_id!r} needs a missing package: {e}") from None
     try:
         for wrap in wrappers:
             env = wrap(env)
     except gym.error.DependencyNotInstalled as e:  # AtariPreprocessing resizes with OpenCV
         env.close()
-        raise SaclabError(f"{env_id} needs the atari extra: pip install 'saclab[atari]' ({e})") from None
+        raise missing_package(env_id, e, "atari") from None
     return env
 
 
-def missing_package_message(env_id: str, error: Exception) -> str:
-    """One line for a registered env whose simulator is not installed (Box2D envs: the box2d extra)."""
-    hint = " (pip install 'saclab[box2d]')" if "box2d" in str(error).lower() else ""
-    first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-    return f"environment {env_id!r} needs a missing package{hint}: {first_line}"
+def missing_package(env_id: str, error: Exception, extra: str | None = None) -> SaclabError:
+    """The one-line error for an env whose package is not installed, naming saclab's extra for it
+    (``extra``, or box2d when Gymnasium's message names Box2D) where there is one."""
+    extra = extra or ("box2d" if "box2d" in str(error).lower() else None)
+    detail = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    if extra:
+        return SaclabError(f"{env_id} needs the {extra} extra: pip install 'saclab[{extra}]' ({detail})")
+    return SaclabError(f"environment {env_id!r} needs a missing package: {detail}")
 
 
 def _check_syntax(env_id: object) -> None:
@@ -212,14 +213,10 @@ def make_vector_env(env_id: str, num_envs: int, max_episode_steps: int | None = 
         try:
             env = gym.make_vec(env_id, num_envs=num_envs, vectorization_mode=mode, wrappers=wrappers, **kwargs)
             break
-        except gym.error.DependencyNotInstalled as e:
-            if wrappers:  # AtariPreprocessing resizes with OpenCV
-                raise SaclabError(f"{env_id} needs the atari extra: pip install 'saclab[atari]' ({e})") from None
-            raise SaclabError(missing_package_message(env_id, e)) from None
+        except (gym.error.DependencyNotInstalled, ImportError) as e:  # Box2D; with wrappers, OpenCV (Atari)
+            raise missing_package(env_id, e, "atari" if wrappers else None) from None
         except gym.error.Error as e:
             error = e
-        except ImportError as e:
-            raise SaclabError(f"environment {env_id!r} needs a missing package: {e}") from None
     if env is None:
         raise SaclabError(f"unknown environment {env_id!r}: {error}")
     try:
